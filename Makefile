@@ -1,0 +1,103 @@
+# CDR platform. `make help` lists every target. `make demo` and `make test` do all set-up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3.11
+VENVS       := .venvs
+CORE        := $(VENVS)/core
+FLINK_VENV  := $(VENVS)/flink
+SUPERSET    := $(VENVS)/superset
+CDR         := $(CORE)/bin/cdr
+PY          := $(CORE)/bin/python
+# Demo dataset and benchmark sizes (override on the command line: make demo DEMO_SUBSCRIBERS=50000)
+DEMO_OUT         ?= data/demo
+DEMO_SUBSCRIBERS ?= 20000
+DEMO_DAYS        ?= 7
+BENCH_CDRS       ?= 5000000
+# Tests that need the real services are marked `stack`; STACK_TESTS=0 skips them.
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make TARGET\n\n"} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- set-up -----------------------------------------------------------------------------------
+
+$(CORE)/.installed: requirements/core.txt pyproject.toml
+	@test -x $(CORE)/bin/python || $(PYTHON) -m venv $(CORE)
+	$(CORE)/bin/pip install -q --upgrade pip==24.3.1
+	$(CORE)/bin/pip install -q -r requirements/core.txt
+	$(CORE)/bin/pip install -q --no-deps -e .
+	@touch $@
+
+$(FLINK_VENV)/.installed: requirements/flink.txt pyproject.toml
+	@test -x $(FLINK_VENV)/bin/python || $(PYTHON) -m venv $(FLINK_VENV)
+	$(FLINK_VENV)/bin/pip install -q --upgrade pip==24.3.1
+	$(FLINK_VENV)/bin/pip install -q -r requirements/flink.txt
+	$(FLINK_VENV)/bin/pip install -q --no-deps -e .
+	@touch $@
+
+.PHONY: setup
+setup: $(CORE)/.installed $(FLINK_VENV)/.installed ## Create the virtual environments, install system packages and jars
+	$(CDR) stack install
+
+.PHONY: lock
+lock: ## Re-resolve requirements/*.in into the pinned requirements/*.txt
+	$(PYTHON) -m venv /tmp/cdr-lock-core && /tmp/cdr-lock-core/bin/pip install -q -r requirements/core.in \
+	  && /tmp/cdr-lock-core/bin/pip freeze --exclude-editable > requirements/core.txt
+	$(PYTHON) -m venv /tmp/cdr-lock-flink && /tmp/cdr-lock-flink/bin/pip install -q -r requirements/flink.in \
+	  && /tmp/cdr-lock-flink/bin/pip freeze --exclude-editable > requirements/flink.txt
+
+# --- local stack --------------------------------------------------------------------------------
+
+.PHONY: up-local
+up-local: setup ## Start every service of the platform as local processes (no containers)
+	$(CDR) stack up
+
+.PHONY: down-local
+down-local: ## Stop the local stack (keeps its data; PURGE=1 deletes it)
+	$(CDR) stack down $(if $(filter 1,$(PURGE)),--purge,)
+
+.PHONY: status
+status: ## Show the state of each local service
+	$(CDR) stack status
+
+.PHONY: up
+up: ## Start the container stack (needs docker or podman compose); see up-local otherwise
+	@if docker compose version >/dev/null 2>&1 || podman compose version >/dev/null 2>&1; then \
+	  echo "The container stack is not packaged yet; use 'make up-local'."; exit 2; \
+	else echo "No container engine found (docker compose / podman compose). Run 'make up-local' for the same services as local processes."; exit 2; fi
+
+# --- the main job -------------------------------------------------------------------------------
+
+.PHONY: demo
+demo: up-local ## Start the stack, generate a labelled dataset and print its summary
+	$(CDR) generate --out $(DEMO_OUT) --subscribers $(DEMO_SUBSCRIBERS) --days $(DEMO_DAYS) --overwrite
+
+# --- quality ------------------------------------------------------------------------------------
+
+.PHONY: test
+test: setup ## Run all tests (starts the local stack for the integration tests)
+	$(CORE)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(CORE)/.installed ## Run only the tests that need no service
+	$(CORE)/bin/pytest -m "not stack" $(PYTEST_ARGS)
+
+.PHONY: docs
+docs: $(CORE)/.installed ## Regenerate docs/data-contract.md and docs/schemas/ from the contract
+	$(CDR) contract docs
+
+# --- benchmarks ---------------------------------------------------------------------------------
+
+.PHONY: bench-generator
+bench-generator: $(CORE)/.installed ## CDRs/s of the generator against pyarrow's write limit, same run
+	$(PY) -m generator.bench --rows $(BENCH_CDRS)
+
+.PHONY: bench-stack
+bench-stack: setup ## Cold start time of the local stack and idle memory per service
+	$(CDR) stack bench
+
+.PHONY: clean
+clean: ## Remove generated data (keeps the venvs and the stack's state)
+	rm -rf data out

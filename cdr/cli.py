@@ -1,0 +1,69 @@
+"""`cdr`: the platform's single command-line entry point.
+
+Each layer owns its sub-commands (``generator.cli``, ``stack.cli``, ...); this module only
+mounts them, so `cdr --help` lists everything and each layer stays importable alone.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cdr import __version__
+from cdr.errors import CdrError
+
+app = typer.Typer(
+    name="cdr",
+    help="Telecom CDR data platform: generate CDRs, run the local stack, batch and streaming jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _mount() -> None:
+    from cdr.contract_cli import app as contract_app
+    from generator.cli import generate
+    from stack.cli import app as stack_app
+
+    app.command("generate", help="Generate a labelled synthetic CDR dataset.")(generate)
+    app.add_typer(stack_app, name="stack", help="Run the platform's services as local processes.")
+    app.add_typer(contract_app, name="contract", help="Export the data contract (docs, JSON Schema, DDL).")
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+_mount()
+
+
+def main() -> None:
+    """Run the CLI; a CdrError becomes one readable line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except CdrError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

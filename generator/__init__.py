@@ -1,0 +1,1 @@
+"""Realistic, labelled, vectorised CDR generator (see docs/generator.md)."""
