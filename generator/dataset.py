@@ -150,7 +150,7 @@ def _write_all(opts: GenerateOptions, profile, root: Path, progress) -> Summary:
             summary.rows[record_type][day.isoformat()] = rows
 
     (root / "labels").mkdir()
-    all_defects = pa.concat_tables(defect_labels) if defect_labels else defect_injection._labels([], [], "voice")
+    all_defects = pa.concat_tables(defect_labels) if defect_labels else defect_injection.labels_table([], [], "voice")
     summary.defects.update(all_defects.column("defect").to_pylist())
     label_format = "jsonl" if opts.file_format == "jsonl" else opts.file_format
     write_table(all_defects, root / "labels" / f"defects.{ext}", label_format)

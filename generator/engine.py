@@ -17,9 +17,10 @@ import pyarrow as pa
 
 from cdr.contract import ACCESS_TECHNOLOGIES, CALL_RESULTS, RECORD_TYPES, arrow_schema
 from cdr.identifiers import digits_matrix
-from generator.arrow_util import categorical, constant_prefix, fixed_width_strings, join_fixed_width
+from generator.arrow_util import DICT_TYPE, categorical, constant_prefix, encoded, fixed_width_strings, join_fixed_width
 from generator.calendar import minute_intensity
 from generator.population import LINE_TYPES, TECH, Population, _pick
+from generator.sampling import GuideTableSampler
 
 US_PER_MIN = 60_000_000
 US_PER_DAY = 86_400_000_000
@@ -57,9 +58,12 @@ class Engine:
             * population.activity
             for rt in RECORD_TYPES
         }
-        self.cum_rate = {rt: np.cumsum(r) for rt, r in self.rate.items()}
+        self.samplers = {rt: GuideTableSampler(r) for rt, r in self.rate.items() if r.sum() > 0}
         self.result_p = np.array([tr["call_results"][r] for r in CALL_RESULTS])
         self.msisdn = population.msisdn
+        # Dictionaries must hold no nulls (Parquet cannot write them); validity lives in the indices.
+        self.imsi = population.imsi.fill_null("")
+        self.imei = population.imei.fill_null("")
         self.cells = population.cells
         self.cell_ids = population.cells.table["cell_id"].combine_chunks()
         self.contact_cum = np.cumsum(1.0 / np.arange(1, population.contacts.shape[1] + 1) ** 0.8)
@@ -82,7 +86,7 @@ class Engine:
     def day_counts(self, record_type: str, day: dt.date) -> np.ndarray:
         """Events per minute of the UTC day for the baseline traffic (1440 ints)."""
         intensity = minute_intensity(self.profile, day, record_type)
-        expected_per_day = float(self.cum_rate[record_type][-1])
+        expected_per_day = self.samplers[record_type].total
         rng = self.rng(1, _type_key(record_type), day.toordinal())
         expected = intensity / intensity.size * expected_per_day
         return rng.poisson(expected)
@@ -93,8 +97,7 @@ class Engine:
         n = int(minute_counts.sum())
         minutes = np.repeat(np.arange(first_minute, first_minute + len(minute_counts)), minute_counts)
         t = day_start_us(day) + minutes.astype(np.int64) * US_PER_MIN + rng.integers(0, US_PER_MIN, n)
-        cum = self.cum_rate[record_type]
-        sub = np.searchsorted(cum, rng.random(n) * cum[-1], side="right").astype(np.int32)
+        sub = self.samplers[record_type].draw(rng, n)
         cell = self.mobility(sub, rng)
         roaming = self.roaming_today(day)[sub]
         cell[roaming] = ROAMING_CELL
@@ -123,37 +126,36 @@ class Engine:
             constant_prefix(f"{letter}{day:%Y%m%d}", n), digits_matrix(seq_start + np.arange(n), 10)]))
         cols["record_type"] = categorical(np.zeros(n, np.int32), [record_type])
         cols["start_time"] = pa.array(ev.t, pa.timestamp("us", tz="UTC"))
-        sub_idx = pa.array(ev.sub)
-        cols["served_msisdn"] = self.msisdn.take(sub_idx)
-        cols["served_imsi"] = pop.imsi.take(sub_idx)
+        mobile = pop.mobile[ev.sub]
+        cols["served_msisdn"] = encoded(ev.sub, self.msisdn)
+        cols["served_imsi"] = encoded(ev.sub, self.imsi, mobile)
         imei_owner = o.get("imei_owner")
-        cols["served_imei"] = pop.imei.take(pa.array(imei_owner if imei_owner is not None else ev.sub))
+        cols["served_imei"] = encoded(imei_owner if imei_owner is not None else ev.sub, self.imei, mobile)
         visited = rng.integers(0, len(self.visited), n)
         cols["cell_id"] = self._cell_ids(ev.cell, roaming, visited, rng)
         tech = self._access_tech(record_type, ev, roaming, rng)
         cols["access_technology"] = categorical(tech, ACCESS_TECHNOLOGIES)
         cols["roaming"] = pa.array(roaming)
-        cols["visited_plmn"] = pa.array(self.visited, pa.string()).take(pa.array(visited, mask=~roaming))
+        cols["visited_plmn"] = encoded(visited, pa.array(self.visited, pa.string()), roaming)
         getattr(self, f"_{record_type}")(cols, ev, rng, tech)
         for name, value in o.items():
             if name in cols:
                 cols[name] = value
-        schema = arrow_schema(RECORD_TYPES[record_type])
+        schema = generated_schema(record_type)
         return pa.table([_as_arrow(cols[f.name], f.type) for f in schema], schema=schema)
 
     def _cell_ids(self, cell: np.ndarray, roaming: np.ndarray, visited: np.ndarray, rng) -> pa.Array:
         """Home network cells by index; abroad, a cell id of the visited network (PLMN-site-sector)."""
-        home = self.cell_ids.take(pa.array(np.where(roaming, 0, cell)))
         if not roaming.any():
-            return home
+            return encoded(cell, self.cell_ids)
         k = int(roaming.sum())
         plmn = np.array([[ord(c) for c in p] for p in self.visited], dtype=np.uint8)[visited[roaming]]
         abroad = fixed_width_strings(join_fixed_width([
             plmn, constant_prefix("-", k), digits_matrix(rng.integers(1, 99999, k), 5),
             constant_prefix("-", k), digits_matrix(rng.integers(1, 4, k), 1)]))
-        idx = np.arange(len(cell))
-        idx[roaming] = len(cell) + np.arange(k)
-        return pa.concat_arrays([home, abroad]).take(pa.array(idx))
+        idx = cell.copy()
+        idx[roaming] = len(self.cell_ids) + np.arange(k)
+        return encoded(idx, pa.concat_arrays([self.cell_ids, abroad]))
 
     def _access_tech(self, record_type, ev: Events, roaming, rng) -> np.ndarray:
         """min(cell technology, handset technology) on mobile lines; the access itself on fixed."""
@@ -175,15 +177,12 @@ class Engine:
         callee = self.pop.contacts[sub, rank]
         anyone = rng.random(n) > tr["contact_share"]
         callee[anyone] = rng.integers(0, self.pop.size, int(anyone.sum()))
-        numbers = self.msisdn.take(pa.array(callee))
         abroad = rng.random(n) < tr["international_share"]
         if not abroad.any():
-            return numbers
+            return encoded(callee, self.msisdn)
         k = int(abroad.sum())
-        intl = self.international_numbers(rng, k)
-        idx = np.arange(n)
-        idx[abroad] = n + np.arange(k)
-        return pa.concat_arrays([numbers, intl]).take(pa.array(idx))
+        callee[abroad] = self.pop.size + np.arange(k)
+        return encoded(callee, pa.concat_arrays([self.msisdn, self.international_numbers(rng, k)]))
 
     def international_numbers(self, rng, k: int, prefixes: list[str] | None = None) -> pa.Array:
         prefixes = prefixes or self.intl_prefixes
@@ -274,7 +273,17 @@ def _type_key(record_type: str) -> int:
     return list(RECORD_TYPES).index(record_type) + 1
 
 
+def generated_schema(record_type: str) -> pa.Schema:
+    """The contract's Arrow schema with repeated strings dictionary-encoded (same logical type:
+    Parquet files are written without the Arrow schema, so readers see plain strings)."""
+    schema = arrow_schema(RECORD_TYPES[record_type])
+    return pa.schema([pa.field(f.name, DICT_TYPE) if pa.types.is_string(f.type) and f.name != "record_id" else f
+                      for f in schema])
+
+
 def _as_arrow(value, arrow_type: pa.DataType) -> pa.Array:
     if isinstance(value, (pa.Array, pa.ChunkedArray)):
+        if pa.types.is_dictionary(arrow_type) and not pa.types.is_dictionary(value.type):
+            return value.dictionary_encode().cast(arrow_type)
         return value
     return pa.array(value, arrow_type)

@@ -17,6 +17,8 @@ import pyarrow.parquet as pq
 
 FORMATS = ("parquet", "csv", "jsonl")
 EXTENSION = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
+UNIQUE_STRINGS = {"record_id", "subscriber_id", "scenario_id"}
+IDENTIFIER_STRINGS = {"served_msisdn", "served_imsi", "served_imei", "other_party", "msisdn", "imsi", "imei"}
 WRONG_TYPE_VALUES = ["12O", "n/a", "1.5.0", "ten", "0x1F"]  # no commas: CSV is written unquoted
 
 
@@ -24,7 +26,9 @@ def write_table(table: pa.Table, path: Path, file_format: str,
                 text_defects: dict[str, np.ndarray] | None = None) -> None:
     text_defects = text_defects or {}
     if file_format == "parquet":
-        pq.write_table(table, path, compression="snappy")
+        # store_schema=False: dictionary-encoded columns read back as plain strings.
+        pq.write_table(table, path, compression="snappy", use_dictionary=dictionary_columns(table.schema),
+                       write_statistics=statistics_columns(table.schema), store_schema=False)
         return
     columns = _render_text(table, text_defects.get("wrong_type"), quote_strings=file_format == "jsonl")
     if file_format == "csv":
@@ -44,6 +48,17 @@ def write_table(table: pa.Table, path: Path, file_format: str,
         fh.write(_string_bytes(body))
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Dictionary-encode repeated strings only: trying it on unique ids (then falling back) costs time."""
+    return [f.name for f in schema if (pa.types.is_string(f.type) or pa.types.is_dictionary(f.type))
+            and f.name not in UNIQUE_STRINGS]
+
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """Min/max statistics where readers prune with them (time, numbers, categories), not on identifiers."""
+    return [f.name for f in schema if f.name not in UNIQUE_STRINGS and f.name not in IDENTIFIER_STRINGS]
+
+
 def _render_text(table: pa.Table, wrong_rows: np.ndarray | None, quote_strings: bool) -> list[pa.Array]:
     """Every column as text (JSON tokens when ``quote_strings``), nulls kept as nulls."""
     out = []
@@ -54,6 +69,9 @@ def _render_text(table: pa.Table, wrong_rows: np.ndarray | None, quote_strings: 
         wrong_col = np.array(numeric_names, dtype=object)[np.arange(len(wrong_rows)) % len(numeric_names)]
     for f in table.schema:
         col = table.column(f.name).combine_chunks()
+        if pa.types.is_dictionary(f.type):
+            col = col.cast(pa.string())
+            f = pa.field(f.name, pa.string())
         if pa.types.is_timestamp(f.type):
             text = pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ")
             if quote_strings:
