@@ -45,24 +45,13 @@ _mount()
 
 
 def main() -> None:
-    """Run the CLI; a CdrError becomes one readable line on stderr and exit code 2."""
+    """Run the CLI. Usage errors and Ctrl-C are handled by Typer (exit 2 and 1); a CdrError
+    becomes one readable line on stderr and exit code 2, without a traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except CdrError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
