@@ -181,6 +181,16 @@ RECORD_TYPES: dict[str, RecordType] = {rt.name: rt for rt in (VOICE, SMS, DATA, 
 REFERENCE_TYPES: dict[str, RecordType] = {rt.name: rt for rt in (SUBSCRIBERS, CELLS)}
 ALL_TYPES: dict[str, RecordType] = {**RECORD_TYPES, **REFERENCE_TYPES}
 
+# Anomaly scenarios: the generator injects them, the batch and speed layers detect them under
+# the same names, and scoring matches detections to labels by scenario, entity and window.
+SCENARIOS: tuple[str, ...] = (
+    "sim_box", "cell_outage", "traffic_surge", "data_spike", "imei_cloning", "impossible_travel", "wangiri",
+)
+SCENARIO_ENTITY: dict[str, str] = {
+    "sim_box": "msisdn", "cell_outage": "cell", "traffic_surge": "cell", "data_spike": "msisdn",
+    "imei_cloning": "imei", "impossible_travel": "msisdn", "wangiri": "msisdn",
+}
+
 # Labels written beside every generated dataset (ground truth for scoring).
 DEFECT_LABELS = RecordType("defects", "One row per injected data-quality defect.", (
     Field("record_id", S, "The defective record.", required=True),
@@ -189,7 +199,7 @@ DEFECT_LABELS = RecordType("defects", "One row per injected data-quality defect.
 ))
 SCENARIO_LABELS = RecordType("scenarios", "One row per injected anomaly scenario.", (
     Field("scenario_id", S, "Unique scenario instance id.", required=True),
-    Field("scenario", S, "Scenario type.", required=True),
+    Field("scenario", S, "Scenario type.", required=True, allowed=SCENARIOS),
     Field("entity_type", S, "msisdn, imei or cell.", required=True, allowed=("msisdn", "imei", "cell")),
     Field("entity_id", S, "Raw MSISDN, IMEI or cell id of the anomalous entity.", required=True),
     Field("start_time", TS, "Start of the anomaly, UTC.", required=True),

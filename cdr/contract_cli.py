@@ -35,7 +35,7 @@ SCENARIO_DOCS = {
 
 def render_markdown() -> str:
     from generator.defects import applicable_codes
-    from generator.scenarios import SCENARIOS
+    from cdr.contract import SCENARIOS
 
     lines = [
         "# Data contract",

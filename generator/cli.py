@@ -12,7 +12,7 @@ from cdr.errors import CdrError
 
 
 def _parse_scenarios(value: str) -> tuple[str, ...]:
-    from generator.scenarios import SCENARIOS
+    from cdr.contract import SCENARIOS
 
     if value == "all":
         return SCENARIOS

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from cdr import __version__
-from cdr.contract import RECORD_TYPES
+from cdr.contract import RECORD_TYPES, SCENARIOS
 from cdr.errors import CdrError
 from cdr.profile import load_profile
 from generator import defects as defect_injection
@@ -43,7 +43,7 @@ class GenerateOptions:
     seed: int = 42
     file_format: str = "parquet"
     defect_rate: float = 0.002
-    scenarios: tuple[str, ...] = sc_mod.SCENARIOS
+    scenarios: tuple[str, ...] = SCENARIOS
     scenarios_per_day: int = 1
     profile: str = "algeria"
     overwrite: bool = False
@@ -59,9 +59,9 @@ class GenerateOptions:
             raise CdrError(f"--format must be one of {', '.join(FORMATS)} (got {self.file_format!r})")
         if not 0 <= self.defect_rate <= 0.5:
             raise CdrError(f"--defect-rate must be between 0 and 0.5 (got {self.defect_rate})")
-        unknown = set(self.scenarios) - set(sc_mod.SCENARIOS)
+        unknown = set(self.scenarios) - set(SCENARIOS)
         if unknown:
-            raise CdrError(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: {', '.join(sc_mod.SCENARIOS)}")
+            raise CdrError(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
         if self.scenarios_per_day < 0:
             raise CdrError("--scenarios-per-day must not be negative")
         if self.chunk_rows < 1000:

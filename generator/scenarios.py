@@ -14,18 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from cdr.contract import CALL_RESULTS
+from cdr.contract import CALL_RESULTS, SCENARIO_ENTITY, SCENARIOS
+from cdr.geo import haversine_km
 from generator.arrow_util import replace_rows
 from generator.engine import US_PER_MIN, Engine, Events, day_start_us
 from generator.population import TECH
 
-SCENARIOS = (
-    "sim_box", "cell_outage", "traffic_surge", "data_spike", "imei_cloning", "impossible_travel", "wangiri",
-)
-ENTITY_TYPE = {
-    "sim_box": "msisdn", "cell_outage": "cell", "traffic_surge": "cell", "data_spike": "msisdn",
-    "imei_cloning": "imei", "impossible_travel": "msisdn", "wangiri": "msisdn",
-}
 # Window lengths in minutes (min, max) per scenario.
 WINDOW_MIN = {
     "sim_box": (240, 480), "cell_outage": (60, 180), "traffic_surge": (60, 120), "data_spike": (120, 240),
@@ -50,7 +44,7 @@ class Scenario:
 
     @property
     def entity_type(self) -> str:
-        return ENTITY_TYPE[self.kind]
+        return SCENARIO_ENTITY[self.kind]
 
 
 def plan_scenarios(engine: Engine, days: list[dt.date], kinds: list[str], per_day: int) -> list[Scenario]:
@@ -87,7 +81,7 @@ def plan_scenarios(engine: Engine, days: list[dt.date], kinds: list[str], per_da
     def far_from(sub: int, km: float) -> np.ndarray:
         lat, lon = pop.cells.lat, pop.cells.lon
         home = pop.home_cell[sub]
-        dist = _km(lat[home], lon[home], lat[pop.home_cell[active_mobile]], lon[pop.home_cell[active_mobile]])
+        dist = haversine_km(lat[home], lon[home], lat[pop.home_cell[active_mobile]], lon[pop.home_cell[active_mobile]])
         return active_mobile[dist > km]
 
     low_activity = active_mobile[pop.prepaid[active_mobile] & (pop.activity[active_mobile] < 0.6)]
@@ -251,12 +245,3 @@ def alter(engine: Engine, sc: Scenario, record_type: str, ev: Events, table: pa.
             owner_imei = engine.pop.imei[sc.subs["owner"]].as_py()
             table = replace_rows(table, "served_imei", hit, [owner_imei] * len(hit))
     return table, None
-
-
-def _km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance (haversine), km."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dl = np.radians(lon2 - lon1)
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 6371.0 * 2 * np.arcsin(np.sqrt(a))

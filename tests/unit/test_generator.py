@@ -17,7 +17,7 @@ from cdr.identifiers import is_valid_imei
 from cdr.profile import load_profile
 from cdr.validation import Context, check_record, coerce, msisdn_pattern, rules_for
 from generator.dataset import GenerateOptions, generate_dataset
-from generator.scenarios import _km
+from cdr.geo import haversine_km
 from tests.unit.conftest import SMALL
 from tests.unit.dataset_io import read_table
 
@@ -199,7 +199,7 @@ def test_every_scenario_entity_exists_and_shows_its_anomaly(dataset_dir):
             assert len({r["cell_id"] for r in rows}) >= 2
             coords = {c["cell_id"]: (c["latitude"], c["longitude"]) for c in cells.to_pylist()}
             pts = [coords[r["cell_id"]] for r in rows]
-            assert max(_km(a[0], a[1], b[0], b[1]) for a in pts for b in pts) > 400
+            assert max(haversine_km(a[0], a[1], b[0], b[1]) for a in pts for b in pts) > 400
         elif kind == "wangiri":
             rings = window(cdrs["voice"], s, "other_party", e).to_pylist()
             mt = [r for r in rings if r["direction"] == "MT"]
