@@ -23,13 +23,19 @@ app = typer.Typer(
 
 
 def _mount() -> None:
+    from batch.cli import app as batch_app
     from cdr.contract_cli import app as contract_app
     from generator.cli import generate
     from stack.cli import app as stack_app
+    from streaming.cli import produce_app, stream_app, topics_app
 
     app.command("generate", help="Generate a labelled synthetic CDR dataset.")(generate)
     app.add_typer(stack_app, name="stack", help="Run the platform's services as local processes.")
     app.add_typer(contract_app, name="contract", help="Export the data contract (docs, JSON Schema, DDL).")
+    app.add_typer(batch_app, name="batch", help="Batch layer: raw -> clean -> cdr_dw on HDFS/Hive, scoring.")
+    app.add_typer(topics_app, name="topics", help="Kafka topics of the speed layer (declared in configuration).")
+    app.add_typer(produce_app, name="produce", help="Stream CDRs (or subscriber profiles) into Kafka.")
+    app.add_typer(stream_app, name="stream", help="Speed layer: Flink jobs on the local cluster, scoring.")
 
 
 @app.callback(invoke_without_command=True)

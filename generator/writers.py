@@ -35,7 +35,7 @@ def write_table(table: pa.Table, path: Path, file_format: str,
         pa_csv.write_csv(pa.table(columns, names=table.column_names), path,
                          pa_csv.WriteOptions(quoting_style="none"))
         return
-    lines = _json_lines(table.column_names, columns)
+    lines = _join_json(table.column_names, columns)
     cut = text_defects.get("truncated_line")
     if cut is not None and len(cut):
         lengths = pc.utf8_length(lines.take(pa.array(cut)))
@@ -96,7 +96,12 @@ def _render_text(table: pa.Table, wrong_rows: np.ndarray | None, quote_strings: 
     return out
 
 
-def _json_lines(names: list[str], columns: list[pa.Array]) -> pa.Array:
+def json_lines(table: pa.Table) -> pa.Array:
+    """One JSON object per row (the contract's Kafka message format), rendered in C++ kernels."""
+    return _join_json(table.column_names, _render_text(table, None, quote_strings=True))
+
+
+def _join_json(names: list[str], columns: list[pa.Array]) -> pa.Array:
     parts: list = []
     for i, (name, col) in enumerate(zip(names, columns)):
         parts.append(pa.scalar(("{" if i == 0 else ",") + f'"{name}":'))

@@ -1,0 +1,1 @@
+"""The batch layer of the CDR platform (see docs/batch.md)."""

@@ -1,0 +1,1 @@
+"""The streaming layer of the CDR platform (see docs/streaming.md)."""
