@@ -92,7 +92,7 @@ docs: $(CORE)/.installed ## Regenerate docs/data-contract.md and docs/schemas/ f
 
 .PHONY: bench-generator
 bench-generator: $(CORE)/.installed ## CDRs/s of the generator against pyarrow's write limit, same run
-	$(PY) -m generator.bench --rows $(BENCH_CDRS)
+	taskset -c 0 $(PY) -m generator.bench --rows $(BENCH_CDRS)
 
 .PHONY: bench-stack
 bench-stack: setup ## Cold start time of the local stack and idle memory per service

@@ -27,6 +27,7 @@ US_PER_DAY = 86_400_000_000
 TYPE_LETTER = {"voice": "V", "sms": "S", "data": "D", "voip": "P", "ims": "I"}
 RADIO = np.array([TECH[t] for t in ("2G", "3G", "4G", "5G")], dtype=np.int8)
 ROAMING_CELL = -1
+ABROAD_CELLS = 200  # distinct cells a roaming subscriber may be seen on, per visited network
 
 
 def day_start_us(day: dt.date) -> int:
@@ -69,6 +70,16 @@ class Engine:
         self.contact_cum = np.cumsum(1.0 / np.arange(1, population.contacts.shape[1] + 1) ** 0.8)
         self.intl_prefixes = list(tr["international_prefixes"])
         self.visited = list(tr["visited_plmns"])
+        self.home_and_abroad_cells = pa.concat_arrays([self.cell_ids, self._abroad_cells()])
+
+    def _abroad_cells(self) -> pa.Array:
+        """ABROAD_CELLS cell ids per visited network, built once: `PLMN-site-sector`."""
+        rng = self.rng(9)
+        n = ABROAD_CELLS * len(self.visited)
+        plmn = np.array([[ord(c) for c in p] for p in self.visited], dtype=np.uint8).repeat(ABROAD_CELLS, axis=0)
+        return fixed_width_strings(join_fixed_width([
+            plmn, constant_prefix("-", n), digits_matrix(rng.integers(1, 99999, n), 5),
+            constant_prefix("-", n), digits_matrix(rng.integers(1, 4, n), 1)]))
 
     # --- randomness -----------------------------------------------------------------------------
 
@@ -145,17 +156,13 @@ class Engine:
         return pa.table([_as_arrow(cols[f.name], f.type) for f in schema], schema=schema)
 
     def _cell_ids(self, cell: np.ndarray, roaming: np.ndarray, visited: np.ndarray, rng) -> pa.Array:
-        """Home network cells by index; abroad, a cell id of the visited network (PLMN-site-sector)."""
+        """Home network cells by index; abroad, one of the visited network's cells (PLMN-site-sector)."""
         if not roaming.any():
             return encoded(cell, self.cell_ids)
-        k = int(roaming.sum())
-        plmn = np.array([[ord(c) for c in p] for p in self.visited], dtype=np.uint8)[visited[roaming]]
-        abroad = fixed_width_strings(join_fixed_width([
-            plmn, constant_prefix("-", k), digits_matrix(rng.integers(1, 99999, k), 5),
-            constant_prefix("-", k), digits_matrix(rng.integers(1, 4, k), 1)]))
         idx = cell.copy()
-        idx[roaming] = len(self.cell_ids) + np.arange(k)
-        return encoded(idx, pa.concat_arrays([self.cell_ids, abroad]))
+        k = int(roaming.sum())
+        idx[roaming] = len(self.cell_ids) + visited[roaming] * ABROAD_CELLS + rng.integers(0, ABROAD_CELLS, k)
+        return encoded(idx, self.home_and_abroad_cells)
 
     def _access_tech(self, record_type, ev: Events, roaming, rng) -> np.ndarray:
         """min(cell technology, handset technology) on mobile lines; the access itself on fixed."""
