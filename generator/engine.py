@@ -27,6 +27,9 @@ US_PER_DAY = 86_400_000_000
 TYPE_LETTER = {"voice": "V", "sms": "S", "data": "D", "voip": "P", "ims": "I"}
 RADIO = np.array([TECH[t] for t in ("2G", "3G", "4G", "5G")], dtype=np.int8)
 ROAMING_CELL = -1
+# The six low digits of every sequence number, as ASCII: record ids gather rows of this table
+# instead of dividing by ten six times per record.
+LOW_DIGITS = digits_matrix(np.arange(1_000_000), 6)
 ABROAD_CELLS = 200  # distinct cells a roaming subscriber may be seen on, per visited network
 
 
@@ -133,8 +136,9 @@ class Engine:
         roaming = ev.cell == ROAMING_CELL
         cols: dict[str, pa.Array | np.ndarray] = {}
         letter = TYPE_LETTER[record_type]
+        seq = seq_start + np.arange(n)
         cols["record_id"] = fixed_width_strings(join_fixed_width([
-            constant_prefix(f"{letter}{day:%Y%m%d}", n), digits_matrix(seq_start + np.arange(n), 10)]))
+            constant_prefix(f"{letter}{day:%Y%m%d}", n), digits_matrix(seq // 1_000_000, 4), LOW_DIGITS[seq % 1_000_000]]))
         cols["record_type"] = categorical(np.zeros(n, np.int32), [record_type])
         cols["start_time"] = pa.array(ev.t, pa.timestamp("us", tz="UTC"))
         mobile = pop.mobile[ev.sub]
