@@ -9,6 +9,8 @@ FLINK_VENV  := $(VENVS)/flink
 SUPERSET    := $(VENVS)/superset
 CDR         := $(CORE)/bin/cdr
 PY          := $(CORE)/bin/python
+# compose/compose.py needs only the standard library and PyYAML
+COMPOSE_PY  ?= $(if $(wildcard $(PY)),$(PY),python3)
 # Demo dataset and benchmark sizes (override on the command line: make demo DEMO_SUBSCRIBERS=50000)
 DEMO_OUT         ?= data/demo
 DEMO_SUBSCRIBERS ?= 20000
@@ -63,10 +65,28 @@ status: ## Show the state of each local service
 	$(CDR) stack status
 
 .PHONY: up
-up: ## Start the container stack (needs docker or podman compose); see up-local otherwise
-	@if docker compose version >/dev/null 2>&1 || podman compose version >/dev/null 2>&1; then \
-	  echo "The container stack is not packaged yet; use 'make up-local'."; exit 2; \
-	else echo "No container engine found (docker compose / podman compose). Run 'make up-local' for the same services as local processes."; exit 2; fi
+up: ## Start the container stack (docker/podman compose; PROFILES=batch,stream,... COMPOSE=...); see up-local otherwise
+	$(COMPOSE_PY) compose/compose.py up $(if $(PROFILES),--profiles $(PROFILES),)
+
+.PHONY: down
+down: ## Stop the container stack (keeps its volumes)
+	$(COMPOSE_PY) compose/compose.py down
+
+.PHONY: reset
+reset: ## Stop the container stack and delete its volumes (asks first; FORCE=1 does not)
+	$(COMPOSE_PY) compose/compose.py reset $(if $(filter 1,$(FORCE)),--force,)
+
+.PHONY: ps
+ps: ## State of the container stack's services
+	$(COMPOSE_PY) compose/compose.py ps
+
+.PHONY: logs
+logs: ## Follow the logs of the container stack (S=service for one)
+	$(COMPOSE_PY) compose/compose.py logs $(S)
+
+.PHONY: smoke
+smoke: ## Check the running container stack end to end (Kafka, Hive via Thrift, Flink job, Prometheus)
+	$(COMPOSE_PY) compose/compose.py smoke
 
 # --- the main job -------------------------------------------------------------------------------
 
