@@ -1,5 +1,126 @@
-"""Sub-commands of this layer (mounted into `cdr` by cdr/cli.py)."""
+"""Sub-commands of this layer (mounted into `cdr` by cdr/cli.py).
+
+pyspark is imported inside the commands so that `cdr --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "2g",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+}
+
+
+def batch_session(app_name: str):
+    """The stack's shared Spark/Hive configuration, sized for a shared 2-core machine."""
+    from stack.spark import session
+
+    spark = session(app_name, master="local[2]", extra_conf=SPARK_CONF)
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _zones(root: Optional[str], db_prefix: str):
+    from batch.io import Zones
+    from cdr.settings import get_settings
+
+    s = get_settings()
+    return Zones(root=(root or f"{s.hdfs.uri}{s.hdfs.root}").rstrip("/"), db_prefix=db_prefix)
+
+
+def _uri(path: str) -> str:
+    return path if "://" in path else f"file://{__import__('os').path.abspath(path)}"
+
+
+@app.command()
+def run(
+    date: Optional[str] = typer.Option(None, help="One day to process (YYYY-MM-DD)."),
+    from_: Optional[str] = typer.Option(None, "--from", help="First day of a range (with --to)."),
+    to: Optional[str] = typer.Option(None, help="Last day of a range (inclusive)."),
+    input: Optional[str] = typer.Option(
+        None, "--input", help="Generated dataset or operator folder (path or URI) to land first."),
+    step: Optional[str] = typer.Option(
+        None, help="Run one step only: land, validate, dims, facts, features, anomalies, marts."),
+    dev_key: bool = typer.Option(
+        False, "--dev-key", help="Use the public development pseudonymisation key (never in production)."),
+    root: Optional[str] = typer.Option(None, help="Root URI of the zones (default: {hdfs.uri}{hdfs.root})."),
+    db_prefix: str = typer.Option("", help="Prefix of the Hive databases (tests use one to stay apart)."),
+) -> None:
+    """Run the batch chain (or one --step) for the given days; every step is idempotent per day."""
+    from batch import jobs
+    from cdr.profile import load_profile
+    from cdr.pseudonym import load_key
+
+    if step and step not in jobs.STEPS:
+        raise typer.BadParameter(f"unknown step {step!r}; steps: {', '.join(jobs.STEPS)}")
+    key = load_key(allow_development=dev_key)
+    spark = batch_session("cdr-batch")
+    try:
+        zones = _zones(root, db_prefix)
+        source = _uri(input) if input else None
+        if date:
+            dates = [dt.date.fromisoformat(date)]
+        elif from_ and to:
+            first, last = dt.date.fromisoformat(from_), dt.date.fromisoformat(to)
+            dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        else:
+            dates = jobs.input_dates(spark, source or zones.raw)
+        if not dates:
+            raise typer.BadParameter("no days to process: give --date/--from/--to or an --input with data")
+        ctx = jobs.BatchContext(spark, zones, load_profile(), key, dates, input_uri=source)
+        jobs.run(ctx, step)
+    finally:
+        spark.stop()
+
+
+@app.command()
+def score(
+    labels: str = typer.Option(..., help="Dataset folder whose labels/ to score against (path or URI)."),
+    dev_key: bool = typer.Option(False, "--dev-key", help="Use the public development pseudonymisation key."),
+    root: Optional[str] = typer.Option(None, help="Root URI of the zones."),
+    db_prefix: str = typer.Option("", help="Prefix of the Hive databases."),
+) -> None:
+    """Precision/recall of cdr_dw.anomalies per scenario, and labelled defects caught per code."""
+    from batch.score import defect_report, scenario_scores
+    from cdr.pseudonym import load_key
+    from cdr.scoring import format_scores
+
+    key = load_key(allow_development=dev_key)
+    spark = batch_session("cdr-batch-score")
+    try:
+        zones = _zones(root, db_prefix)
+        typer.echo(format_scores(scenario_scores(spark, zones, _uri(labels), key)))
+        typer.echo("")
+        typer.echo(defect_report(spark, zones, _uri(labels)))
+    finally:
+        spark.stop()
+
+
+@app.command()
+def tables(
+    root: Optional[str] = typer.Option(None, help="Root URI of the zones."),
+    db_prefix: str = typer.Option("", help="Prefix of the Hive databases."),
+) -> None:
+    """Row count of every table of the batch layer's databases."""
+    zones = _zones(root, db_prefix)
+    spark = batch_session("cdr-batch-tables")
+    try:
+        for db in ("cdr_ops", "cdr_clean", "cdr_dw"):
+            name = zones.db(db)
+            if not spark.catalog.databaseExists(name):
+                continue
+            for table in sorted(t.name for t in spark.catalog.listTables(name)):
+                typer.echo(f"{name}.{table:<28} {spark.table(f'{name}.{table}').count():>12,}")
+    finally:
+        spark.stop()

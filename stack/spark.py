@@ -39,6 +39,9 @@ def spark_conf(settings: Settings | None = None) -> dict[str, str]:
         # DataNucleus still creates its own SEQUENCE_TABLE on first use.
         "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
         "spark.hadoop.hive.metastore.schema.verification": "false",
+        # Hive 2.3's client pushes DATE partition filters to the metastore as SQL that fails on
+        # PostgreSQL; with this, Spark lists the partitions and filters them itself instead.
+        "spark.sql.hive.metastorePartitionPruningFallbackOnException": "true",
         # HDFS clients choose the replication of the files they write; the stack has 2 DataNodes.
         "spark.hadoop.dfs.replication": str(hdfs.replication),
         # The JVM's classpath is fixed at launch, so the JDBC driver goes on it there.

@@ -1,0 +1,192 @@
+"""Batch anomaly detectors, one per generator scenario, on fact_usage rows (pseudonymised).
+
+Each detector flags hourly (or per-event) evidence and merges an entity's flagged evidence of a
+day into one anomaly row: (scenario, entity_type, entity_id, window_start, window_end, score,
+method). Thresholds sit far from normal traffic and well inside the injected behaviour (see
+generator/scenarios.py and docs/batch.md#anomaly-detection); the robust methods compare a cell's
+hour with the same hour's baseline (median and MAD over cells, or over the cell's own hours).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from cdr.contract import SCENARIO_ENTITY
+from cdr.geo import EARTH_RADIUS_KM
+
+COLUMNS = ("scenario", "entity_type", "entity_id", "window_start", "window_end", "score", "method", "date")
+
+SIM_BOX_CALLS_PER_HOUR = 30          # injected: 45-70 MO calls an hour; normal lines: a few
+SIM_BOX_MAX_IN_OUT_RATIO = 0.1       # a SIM box receives (almost) no calls
+WANGIRI_VICTIMS_PER_HOUR = 25        # injected: 90-140 distinct subscribers an hour
+DATA_SPIKE_BYTES_PER_DAY = 18e9      # injected: 20-80 GB in a few hours
+DATA_SPIKE_MIN_SESSIONS = 5          # injected: 8-14 huge sessions
+DATA_SPIKE_SESSION_BYTES = 2e9       # injected sessions: 2.6-6.6 GB; fixed lines (flat rate) are excluded
+RADIO = ("2G", "3G", "4G", "5G")
+CLONE_DISTANCE_KM = 300
+TRAVEL_DISTANCE_KM = 400
+TRAVEL_MIN_HOPS = 3                  # injected: 6-8 events alternating between two far cells
+TRAVEL_NEIGHBOUR_FACTOR = 1.5        # a hop to the nearest other site is a handover, however far
+TRAVEL_MAX_MINUTES = 60
+OUTAGE_MIN_FAILURES = 4
+OUTAGE_MIN_RATIO = 0.5
+OUTAGE_MIN_Z = 5.0
+SURGE_MIN_EXTRA = 150                # injected: hundreds of extra events an hour
+SURGE_MIN_Z = 8.0
+
+
+def haversine_km(lat1: Column, lon1: Column, lat2: Column, lon2: Column) -> Column:
+    """Great-circle distance, the same formula as cdr.geo.haversine_km."""
+    p1, p2 = F.radians(lat1), F.radians(lat2)
+    a = (F.sin((p2 - p1) / 2) ** 2
+         + F.cos(p1) * F.cos(p2) * F.sin((F.radians(lon2) - F.radians(lon1)) / 2) ** 2)
+    return 2 * EARTH_RADIUS_KM * F.asin(F.sqrt(a))
+
+
+def _merge(flagged: DataFrame, scenario: str, method: str, entity: str, start: str, end: str) -> DataFrame:
+    """One anomaly per entity and day covering its flagged evidence; score = strongest evidence."""
+    return (flagged.withColumn("date", F.to_date(start))
+            .groupBy(entity, "date")
+            .agg(F.min(start).alias("window_start"), F.max(end).alias("window_end"), F.max("score").alias("score"))
+            .select(F.lit(scenario).alias("scenario"), F.lit(SCENARIO_ENTITY[scenario]).alias("entity_type"),
+                    F.col(entity).alias("entity_id"), "window_start", "window_end",
+                    F.round("score", 3).alias("score"), F.lit(method).alias("method"), "date"))
+
+
+def _plus_hour(col: str) -> Column:
+    return F.col(col) + F.expr("INTERVAL 1 HOUR")
+
+
+def _hourly(df: DataFrame) -> DataFrame:
+    return df.withColumn("hour", F.date_trunc("hour", "start_time"))
+
+
+def sim_box(usage: DataFrame) -> DataFrame:
+    voice = _hourly(usage.filter(F.col("service") == "voice"))
+    mo = F.col("direction") == "MO"
+    hourly = voice.filter(mo).groupBy("subscriber_key", "hour").agg(
+        F.count(F.lit(1)).alias("calls"), F.countDistinct("other_party_key").alias("callees"))
+    daily = voice.groupBy("subscriber_key", F.to_date("start_time").alias("day")).agg(
+        F.count(F.when(mo, 1)).alias("out"), F.count(F.when(~mo, 1)).alias("in"))
+    flagged = (hourly.filter((F.col("calls") >= SIM_BOX_CALLS_PER_HOUR) & (F.col("callees") >= 0.8 * F.col("calls")))
+               .withColumn("day", F.to_date("hour")).join(daily, ["subscriber_key", "day"])
+               .filter(F.col("in") <= SIM_BOX_MAX_IN_OUT_RATIO * F.col("out"))
+               .withColumn("end", _plus_hour("hour")).withColumn("score", F.col("calls").cast("double")))
+    return _merge(flagged, "sim_box", "rule: outgoing calls/hour to distinct numbers, no incoming",
+                  "subscriber_key", "hour", "end")
+
+
+def wangiri(usage: DataFrame) -> DataFrame:
+    rings = _hourly(usage.filter((F.col("service") == "voice") & (F.col("direction") == "MT")
+                                 & F.col("other_party_international") & (F.col("call_result") == "no_answer")))
+    hourly = rings.groupBy("other_party_key", "hour").agg(F.countDistinct("subscriber_key").alias("victims"))
+    flagged = (hourly.filter(F.col("victims") >= WANGIRI_VICTIMS_PER_HOUR)
+               .withColumn("end", _plus_hour("hour")).withColumn("score", F.col("victims").cast("double")))
+    return _merge(flagged, "wangiri", "rule: one foreign number rings many subscribers, unanswered",
+                  "other_party_key", "hour", "end")
+
+
+def data_spike(usage: DataFrame) -> DataFrame:
+    sessions = usage.filter((F.col("service") == "data") & F.col("access_technology").isin(*RADIO)
+                            & (F.col("bytes_total") >= DATA_SPIKE_SESSION_BYTES))
+    big = sessions.withColumn("day", F.to_date("start_time"))
+    per_day = big.groupBy("subscriber_key", "day").agg(F.sum("bytes_total").alias("day_bytes"),
+                                                       F.count(F.lit(1)).alias("sessions"))
+    flagged = (big.join(per_day, ["subscriber_key", "day"])
+               .filter((F.col("day_bytes") >= DATA_SPIKE_BYTES_PER_DAY)
+                       & (F.col("sessions") >= DATA_SPIKE_MIN_SESSIONS))
+               .withColumn("end", F.col("start_time") + F.make_interval(secs=F.col("duration_s")))
+               .withColumn("score", F.col("day_bytes") / 1e9))
+    return _merge(flagged, "data_spike", "rule: subscriber's daily volume in huge sessions (GB)",
+                  "subscriber_key", "start_time", "end")
+
+
+def _located(usage: DataFrame, cells: DataFrame) -> DataFrame:
+    """Events on a known cell of the home network, with its coordinates (roaming has none).
+    ``cells`` is dim_cell (with each cell's distance to the nearest other site of its operator)."""
+    return usage.join(F.broadcast(cells.select("cell_id", "latitude", "longitude", "nearest_site_km")), "cell_id")
+
+
+def imei_cloning(usage: DataFrame, cells: DataFrame) -> DataFrame:
+    ev = _located(usage.filter(F.col("imei_key").isNotNull() & F.col("imsi_key").isNotNull()), cells) \
+        .withColumn("day", F.to_date("start_time"))
+    per_sim = ev.groupBy("imei_key", "day", "imsi_key").agg(
+        F.avg("latitude").alias("lat"), F.avg("longitude").alias("lon"), F.count(F.lit(1)).alias("n"),
+        F.min("start_time").alias("first"), F.max("start_time").alias("last"))
+    a, b = per_sim.alias("a"), per_sim.alias("b")
+    pairs = a.join(b, (F.col("a.imei_key") == F.col("b.imei_key")) & (F.col("a.day") == F.col("b.day"))
+                   & (F.col("a.imsi_key") < F.col("b.imsi_key")))
+    distance = haversine_km(F.col("a.lat"), F.col("a.lon"), F.col("b.lat"), F.col("b.lon"))
+    flagged = pairs.filter(distance > CLONE_DISTANCE_KM).select(
+        F.col("a.imei_key").alias("imei_key"),
+        F.greatest("a.first", "b.first").alias("start"), F.least("a.last", "b.last").alias("end"),
+        distance.alias("score"))
+    flagged = flagged.withColumn("start", F.least("start", "end")).withColumn("end", F.greatest("start", "end"))
+    return _merge(flagged, "imei_cloning", "rule: one IMEI, several IMSIs far apart the same day (km)",
+                  "imei_key", "start", "end")
+
+
+def impossible_travel(usage: DataFrame, cells: DataFrame) -> DataFrame:
+    ev = _located(usage, cells)
+    order = Window.partitionBy("subscriber_key").orderBy("start_time", "record_id")
+    steps = (ev.select("subscriber_key", "record_id", "start_time", "latitude", "longitude", "nearest_site_km")
+             .withColumn("prev_time", F.lag("start_time").over(order))
+             .withColumn("prev_lat", F.lag("latitude").over(order))
+             .withColumn("prev_lon", F.lag("longitude").over(order))
+             .withColumn("prev_nearest_km", F.lag("nearest_site_km").over(order)))
+    neighbourhood = TRAVEL_NEIGHBOUR_FACTOR * F.greatest("nearest_site_km", "prev_nearest_km")
+    minutes = (F.col("start_time").cast("double") - F.col("prev_time").cast("double")) / 60
+    km = haversine_km(F.col("prev_lat"), F.col("prev_lon"), F.col("latitude"), F.col("longitude"))
+    flagged = (steps.withColumn("km", km).withColumn("minutes", minutes)
+               .filter((F.col("km") > TRAVEL_DISTANCE_KM) & (F.col("km") > neighbourhood)
+                       & (F.col("minutes") <= TRAVEL_MAX_MINUTES))
+               .withColumn("score", F.col("km") / F.greatest(F.col("minutes") / 60, F.lit(1 / 60))))
+    hops = flagged.groupBy("subscriber_key", F.to_date("start_time").alias("day")).agg(F.count(F.lit(1)).alias("hops"))
+    flagged = (flagged.withColumn("day", F.to_date("start_time")).join(hops, ["subscriber_key", "day"])
+               .filter(F.col("hops") >= TRAVEL_MIN_HOPS))
+    return _merge(flagged, "impossible_travel", "rule: consecutive events too far apart in too little time (km/h)",
+                  "subscriber_key", "prev_time", "start_time")
+
+
+def _robust_z(value: Column, median: Column, mad: Column, floor: float) -> Column:
+    return (value - median) / F.greatest(1.4826 * mad, F.lit(floor))
+
+
+def cell_outage(cell_hours: DataFrame) -> DataFrame:
+    """Failed+dropped share of a cell's calls against the same hour's share over all cells."""
+    h = cell_hours.filter(F.col("call_attempts") > 0).withColumn(
+        "failures", F.col("calls_failed") + F.col("calls_dropped")).withColumn(
+        "ratio", F.col("failures") / F.col("call_attempts"))
+    baseline = h.groupBy("hour").agg(F.percentile_approx("ratio", 0.5).alias("median"))
+    h = h.join(baseline, "hour").withColumn("dev", F.abs(F.col("ratio") - F.col("median")))
+    spread = h.groupBy("hour").agg(F.percentile_approx("dev", 0.5).alias("mad"))
+    scored = h.join(spread, "hour").withColumn("score", _robust_z(F.col("ratio"), F.col("median"), F.col("mad"), 0.02))
+    flagged = (scored.filter((F.col("failures") >= OUTAGE_MIN_FAILURES) & (F.col("ratio") >= OUTAGE_MIN_RATIO)
+                             & (F.col("score") >= OUTAGE_MIN_Z))
+               .withColumn("end", _plus_hour("hour")))
+    return _merge(flagged, "cell_outage", "robust z of failed+dropped share vs the same hour over all cells",
+                  "cell_id", "hour", "end")
+
+
+def traffic_surge(cell_hours: DataFrame) -> DataFrame:
+    """A cell's hourly events against its own baseline (median and MAD of its hours)."""
+    baseline = cell_hours.groupBy("cell_id").agg(F.percentile_approx("events", 0.5).alias("median"))
+    h = cell_hours.join(baseline, "cell_id").withColumn("dev", F.abs(F.col("events") - F.col("median")))
+    spread = h.groupBy("cell_id").agg(F.percentile_approx("dev", 0.5).alias("mad"))
+    scored = h.join(spread, "cell_id").withColumn(
+        "score", _robust_z(F.col("events"), F.col("median"), F.col("mad"), 1.0))
+    flagged = (scored.filter((F.col("events") - F.col("median") >= SURGE_MIN_EXTRA) & (F.col("score") >= SURGE_MIN_Z))
+               .withColumn("end", _plus_hour("hour")))
+    return _merge(flagged, "traffic_surge", "robust z of hourly events vs the cell's own hours",
+                  "cell_id", "hour", "end")
+
+
+def detect_all(usage: DataFrame, cell_hours: DataFrame, cells: DataFrame) -> DataFrame:
+    """Every detector's anomalies in one frame (the cdr_dw.anomalies rows of the days given)."""
+    frames = [sim_box(usage), wangiri(usage), data_spike(usage), imei_cloning(usage, cells),
+              impossible_travel(usage, cells), cell_outage(cell_hours), traffic_surge(cell_hours)]
+    out = frames[0]
+    for df in frames[1:]:
+        out = out.unionByName(df)
+    return out.select(*COLUMNS)

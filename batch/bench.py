@@ -1,0 +1,97 @@
+"""`make bench-batch`: the whole batch chain against Spark merely copying the same input to Parquet.
+
+For each size a labelled Parquet dataset of about that many CDRs is generated (not timed), then,
+in one Spark application (local[2], 2 GiB driver), the copy baseline reads every raw CDR file and
+writes it as Parquet, and the chain (land -> ... -> marts) runs over the same days. Both write
+under the same file-system root, so the ratio compares work, not storage. Prints a Markdown table.
+
+    python -m batch.bench --cdrs 1000000 --cdrs 10000000 [--root file:///tmp/cdr-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+RECORDS_PER_SUBSCRIBER_DAY = 31  # measured on the default profile (all record types, defects included)
+DAYS = 2
+
+
+def generate(out: Path, cdrs: int) -> int:
+    from generator.dataset import GenerateOptions, generate_dataset
+
+    subscribers = max(1000, cdrs // (RECORDS_PER_SUBSCRIBER_DAY * DAYS))
+    generate_dataset(GenerateOptions(out=out, subscribers=subscribers, days=DAYS, start=dt.date(2026, 1, 5), seed=1))
+    manifest = json.loads((out / "manifest.json").read_text())
+    return int(manifest["total_cdrs"])
+
+
+def copy_baseline(spark, dataset: Path, target: str) -> None:
+    from cdr.contract import RECORD_TYPES
+
+    for rt in RECORD_TYPES:
+        spark.read.parquet(f"file://{dataset}/cdr/record_type={rt}").write.mode("overwrite").parquet(f"{target}/{rt}")
+
+
+def run_chain(spark, dataset: Path, root: str) -> None:
+    from batch import jobs
+    from batch.io import Zones
+    from cdr.profile import load_profile
+    from cdr.pseudonym import DEVELOPMENT_KEY
+
+    source = f"file://{dataset}"
+    ctx = jobs.BatchContext(spark, Zones(root), load_profile(), DEVELOPMENT_KEY, jobs.input_dates(spark, source),
+                            input_uri=source, log=lambda _: None)
+    jobs.run(ctx)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cdrs", type=int, action="append", help="dataset size (repeatable)")
+    parser.add_argument("--work", default=None, help="local folder for datasets and outputs")
+    args = parser.parse_args()
+    sizes = args.cdrs or [1_000_000, 10_000_000]
+    work = Path(args.work or tempfile.mkdtemp(prefix="cdr-bench-batch-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    from batch.testing import local_session
+
+    spark = local_session(master="local[2]", shuffle_partitions=8, driver_memory="2g")
+    spark.sparkContext.setLogLevel("ERROR")
+    rows = []
+    try:
+        for size in sizes:
+            dataset = work / f"data-{size}"
+            shutil.rmtree(dataset, ignore_errors=True)
+            records = generate(dataset, size)
+            t0 = time.perf_counter()
+            copy_baseline(spark, dataset, f"file://{work}/copy-{size}")
+            copy_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            run_chain(spark, dataset, f"file://{work}/zones-{size}")
+            chain_s = time.perf_counter() - t0
+            rows.append((size, records, copy_s, chain_s))
+            print(f"{records} CDRs: copy {copy_s:.1f} s, chain {chain_s:.1f} s", flush=True)
+            for name in (f"copy-{size}", f"zones-{size}", f"data-{size}"):
+                shutil.rmtree(work / name, ignore_errors=True)
+            for db in ("cdr_raw", "cdr_clean", "cdr_ops", "cdr_dw"):
+                spark.sql(f"DROP DATABASE IF EXISTS {db} CASCADE")
+    finally:
+        spark.stop()
+    print()
+    print("| CDRs | copy baseline (s) | chain (s) | chain records/s | chain / copy |")
+    print("|---:|---:|---:|---:|---:|")
+    for size, records, copy_s, chain_s in rows:
+        print(f"| {records:,} | {copy_s:.1f} | {chain_s:.1f} | {records / chain_s:,.0f} | {chain_s / copy_s:.2f} |")
+    if len(rows) >= 2:
+        (_, r1, _, c1), (_, r2, _, c2) = rows[0], rows[-1]
+        print(f"\n{r2 / r1:.1f}x the data took {c2 / c1:.2f}x the time.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The Spark interpreter of the shared data-quality rules (cdr/validation.py), and deduplication.
+
+Rules are not re-declared here: each declared ``Rule`` kind is translated into a Spark column
+expression, and a record's code is the first rule it breaks, exactly as ``check_record`` does.
+Rows are tagged, never dropped: ``_code`` is null for a clean record, a parse code, ``duplicate``
+for a repeated record_id, or the first broken rule's code; ``_field`` names the offending field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from cdr.contract import RecordType
+from cdr.validation import ALL_CODES, Rule
+
+from batch.read import PARSE_CODE, RAW_JSON, SOURCE_FILE
+
+CODE, FIELD = "_code", "_field"
+KNOWN_CELL = "_known_cell"
+
+
+def _luhn_ok(v: Column) -> Column:
+    """15 digits whose last is the Luhn check digit of the first 14 (the rightmost body digit doubled)."""
+    total = F.lit(0)
+    for i in range(14):
+        d = F.substring(v, i + 1, 1).cast("int")
+        if (13 - i) % 2 == 0:
+            d = F.when(d * 2 > 9, d * 2 - 9).otherwise(d * 2)
+        total = total + d
+    check = (F.lit(10) - total % 10) % 10
+    return v.rlike(r"^[0-9]{15}$") & (check == F.substring(v, 15, 1).cast("int"))
+
+
+def violating_field(rule: Rule, reference_time: dt.datetime) -> Column:
+    """Name of the field breaking ``rule`` (a string column), or null when the rule holds."""
+    k, f = rule.kind, rule.fields[0]
+    v = F.col(f)
+
+    def when(broken: Column, field: str = f) -> Column:
+        return F.when(broken, F.lit(field))
+
+    if k == "required":
+        return F.coalesce(*[when(F.col(g).isNull(), g) for g in rule.fields])
+    if k == "known_cell":
+        roaming_ok = F.coalesce(v, F.lit("")).rlike(rule.param)
+        return when(F.when(F.col("roaming") == F.lit(True), ~roaming_ok).otherwise(~F.col(KNOWN_CELL)))
+    if k == "min":
+        return F.coalesce(*[when(F.col(g) < rule.param, g) for g in rule.fields])
+    if k == "allowed":
+        broken = ~v.isin(*rule.param)
+    elif k == "pattern":
+        broken = ~v.rlike(rule.param)
+    elif k == "e164":
+        broken = ~v.rlike(r"^[1-9][0-9]{7,14}$")
+    elif k == "luhn":
+        broken = ~_luhn_ok(v)
+    elif k == "max":
+        broken = v > rule.param
+    elif k == "not_after_ref":
+        broken = v > F.lit(reference_time + rule.param)
+    elif k == "not_before_ref":
+        broken = v < F.lit(reference_time - rule.param)
+    else:
+        raise ValueError(f"unknown rule kind {k!r}")
+    # An absent optional field breaks no rule (null comparisons are null, hence not true).
+    return when(v.isNotNull() & broken)
+
+
+def first_violation(rules: list[Rule], reference_time: dt.datetime) -> Column:
+    """struct(code, field) of the first broken rule, or null."""
+    return F.coalesce(*[
+        F.when(violating_field(r, reference_time).isNotNull(),
+               F.struct(F.lit(r.code).alias("code"), violating_field(r, reference_time).alias("field")))
+        for r in rules
+    ])
+
+
+def with_known_cell(df: DataFrame, cells: DataFrame) -> DataFrame:
+    """Flag whether each record's cell is in the cell reference (a broadcast join, rows kept)."""
+    known = F.broadcast(cells.select(F.col("cell_id").alias("_ref_cell")).distinct()
+                        .withColumn(KNOWN_CELL, F.lit(True)))
+    joined = df.join(known, df["cell_id"] == known["_ref_cell"], "left").drop("_ref_cell")
+    return joined.withColumn(KNOWN_CELL, F.coalesce(F.col(KNOWN_CELL), F.lit(False)))
+
+
+def tag_records(raw: DataFrame, rules: list[Rule], cells: DataFrame, reference_time: dt.datetime) -> DataFrame:
+    """Every raw row with ``_code``/``_field``: parse problems first, then duplicates, then the rules."""
+    first_copy = Window.partitionBy("record_id").orderBy(RAW_JSON, SOURCE_FILE)
+    parsed = F.col(PARSE_CODE).isNull()
+    df = with_known_cell(raw, cells).withColumn(
+        "_copy", F.when(parsed & F.col("record_id").isNotNull(), F.row_number().over(first_copy)))
+    violation = first_violation(rules, reference_time)
+    tagged = df.withColumn("_v", F.when(~parsed, F.struct(F.col(PARSE_CODE).alias("code"),
+                                                         F.lit(None).cast("string").alias("field")))
+                           .when(F.col("_copy") > 1, F.struct(F.lit("duplicate").alias("code"),
+                                                              F.lit("record_id").alias("field")))
+                           .otherwise(violation))
+    return (tagged.withColumn(CODE, F.col("_v.code")).withColumn(FIELD, F.col("_v.field"))
+            .drop("_v", "_copy", KNOWN_CELL))
+
+
+def reason(code: Column, field: Column) -> Column:
+    """Readable reason: the code's description from the shared catalogue, with the field."""
+    described = F.coalesce(*[F.when(code == c, F.lit(text)) for c, text in ALL_CODES.items()], code)
+    return F.when(field.isNotNull(), F.concat(described, F.lit(" ("), field, F.lit(")"))).otherwise(described)
+
+
+def clean_records(tagged: DataFrame, rt: RecordType) -> DataFrame:
+    return tagged.filter(F.col(CODE).isNull()).select(*rt.field_names)
+
+
+def raw_record_id(raw: Column) -> Column:
+    """The record id of a line that did not parse: the JSON key's value, or the first CSV cell."""
+    from_json = F.regexp_extract(raw, r'"record_id"\s*:\s*"([^"]*)"', 1)
+    from_csv = F.regexp_extract(raw, r'^"?([A-Za-z0-9_-]+)"?,', 1)
+    return F.coalesce(F.nullif(from_json, F.lit("")), F.nullif(from_csv, F.lit("")))
+
+
+def quarantine_records(tagged: DataFrame, rt: RecordType, batch_id: str) -> DataFrame:
+    """Rejected rows (duplicates included) with the raw record, rule code, reason and lineage."""
+    return tagged.filter(F.col(CODE).isNotNull()).select(
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(rt.name).alias("record_type"),
+        F.coalesce(F.col("record_id"), raw_record_id(F.col(RAW_JSON))).alias("record_id"),
+        F.col(CODE).alias("rule_code"),
+        reason(F.col(CODE), F.col(FIELD)).alias("reason"),
+        F.col(RAW_JSON).alias("raw_record"),
+        F.col(SOURCE_FILE).alias("source_file"),
+    )
+
+
+def reconciliation(tagged: DataFrame, rt: RecordType, batch_id: str, rejected_files: int = 0) -> DataFrame:
+    """One row: records in = clean + quarantined + duplicates removed (counted in one pass)."""
+    code = F.col(CODE)
+    return tagged.agg(
+        F.count(F.lit(1)).alias("records_in"),
+        F.count(F.when(code.isNull(), 1)).alias("clean"),
+        F.count(F.when(code.isNotNull() & (code != "duplicate"), 1)).alias("quarantined"),
+        F.count(F.when(code == "duplicate", 1)).alias("duplicates"),
+    ).select(
+        F.lit(batch_id).alias("batch_id"), F.lit(rt.name).alias("record_type"), "*",
+        F.lit(rejected_files).alias("files_rejected"),
+        (F.col("records_in") == F.col("clean") + F.col("quarantined") + F.col("duplicates")).alias("balanced"),
+    )
