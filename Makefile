@@ -13,9 +13,12 @@ PY          := $(CORE)/bin/python
 COMPOSE_PY  ?= $(if $(wildcard $(PY)),$(PY),python3)
 # Demo dataset and benchmark sizes (override on the command line: make demo DEMO_SUBSCRIBERS=50000)
 DEMO_OUT         ?= data/demo
-DEMO_SUBSCRIBERS ?= 20000
-DEMO_DAYS        ?= 7
+DEMO_SUBSCRIBERS ?= 5000
+DEMO_DAYS        ?= 3
 BENCH_CDRS       ?= 5000000
+# Speed-layer demo: one day of CDRs in about two minutes (a day is 86,400 s of event time)
+DEMO_STREAM_RATE  ?= 20000
+DEMO_STREAM_CLOCK ?= accelerated:720
 # Tests that need the real services are marked `stack`; STACK_TESTS=0 skips them.
 PYTEST_ARGS ?=
 
@@ -91,8 +94,15 @@ smoke: ## Check the running container stack end to end (Kafka, Hive via Thrift, 
 # --- the main job -------------------------------------------------------------------------------
 
 .PHONY: demo
-demo: up-local ## Start the stack, generate a labelled dataset and print its summary
+demo: up-local ## Start the stack, generate a labelled dataset, stream a day with scenarios and score the alerts
 	$(CDR) generate --out $(DEMO_OUT) --subscribers $(DEMO_SUBSCRIBERS) --days $(DEMO_DAYS) --overwrite
+	$(CDR) batch run --input $(DEMO_OUT) --dev-key
+	$(CDR) batch tables
+	$(CDR) batch score --labels $(DEMO_OUT) --dev-key
+	$(CDR) topics apply
+	$(CDR) stream start --dev-key --subscribers $(DEMO_SUBSCRIBERS)
+	$(CDR) produce --days 1 --subscribers $(DEMO_SUBSCRIBERS) --rate $(DEMO_STREAM_RATE) --clock $(DEMO_STREAM_CLOCK)
+	$(CDR) stream score --dev-key --wait 300
 
 # --- quality ------------------------------------------------------------------------------------
 
@@ -113,6 +123,15 @@ docs: $(CORE)/.installed ## Regenerate docs/data-contract.md and docs/schemas/ f
 .PHONY: bench-generator
 bench-generator: $(CORE)/.installed ## CDRs/s of the generator against pyarrow's write limit, same run
 	taskset -c 0 $(PY) -m generator.bench --rows $(BENCH_CDRS)
+
+.PHONY: bench-stream
+bench-stream: setup ## Producer records/s against Kafka's ProducerPerformance, detection drain rate
+	mvn -q dependency:get -Dartifact=org.apache.kafka:kafka-tools:4.1.1 -Dtransitive=false  # ProducerPerformance
+	$(PY) -m streaming.bench
+
+.PHONY: bench-batch
+bench-batch: $(CORE)/.installed ## Batch chain time and records/s for 1 M and 10 M CDRs against a Spark copy baseline
+	$(PY) -m batch.bench --cdrs 1000000 --cdrs 10000000
 
 .PHONY: bench-stack
 bench-stack: setup ## Cold start time of the local stack and idle memory per service

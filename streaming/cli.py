@@ -1,7 +1,255 @@
-"""Sub-commands of the speed layer, mounted into `cdr` by cdr/cli.py as three groups."""
+"""Sub-commands of the speed layer, mounted into `cdr` by cdr/cli.py as three groups.
+
+Heavy imports (Kafka clients, the generator, PyFlink) happen inside the commands so that
+`cdr --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
 
 import typer
+
+from cdr.errors import CdrError
 
 topics_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 produce_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stream_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+DEFAULT_LABELS = Path("data/stream/labels-scenarios.jsonl")
+
+
+# --- topics -----------------------------------------------------------------------------------
+
+
+@topics_app.command("apply")
+def topics_apply() -> None:
+    """Create the declared topics (or align their settings); safe to run again."""
+    from cdr.settings import get_settings
+    from streaming.topics import apply_topics
+
+    for name, state in apply_topics(get_settings()).items():
+        typer.echo(f"{name:<24} {state}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """The declared topics as the cluster sees them (partitions, replicas, min ISR, retention)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cdr.settings import get_settings
+    from streaming.topics import declared_topics, describe_topics
+
+    settings = get_settings()
+    states = {s.name: s for s in describe_topics(settings)}
+    table = Table(title="Kafka topics of the speed layer")
+    for col in ("topic", "partitions", "replicas", "min ISR", "retention h", "under-replicated"):
+        table.add_column(col, justify="left" if col == "topic" else "right")
+    for spec in declared_topics(settings):
+        s = states.get(spec.name)
+        if s is None:
+            table.add_row(spec.name, "missing (run cdr topics apply)", "", "", "", "")
+        else:
+            table.add_row(s.name, str(s.partitions), str(s.replication_factor), s.min_insync_replicas,
+                          f"{s.retention_hours:g}", str(s.under_replicated))
+    Console().print(table)
+
+
+# --- producer ---------------------------------------------------------------------------------
+
+
+def _scenarios(value: str) -> tuple[str, ...]:
+    from generator.cli import _parse_scenarios
+
+    return _parse_scenarios(value)
+
+
+@produce_app.callback(invoke_without_command=True)
+def produce(
+    ctx: typer.Context,
+    rate: float = typer.Option(None, help="Target records per second (held within ±5 %); none: as fast as possible."),
+    duration: float = typer.Option(None, help="Stop after this many seconds."),
+    count: int = typer.Option(None, help="Stop after this many records."),
+    scenarios: str = typer.Option("all", help="Scenarios to inject: all, none, or a comma-separated list."),
+    clock: str = typer.Option("none", help="Pace by event time too: realtime or accelerated:X (X event seconds per second)."),
+    from_dataset: Path = typer.Option(None, "--from-dataset", help="Replay a dataset written by cdr generate."),
+    subscribers: int = typer.Option(20_000, help="Live mode: population size."),
+    days: int = typer.Option(7, help="Live mode: days of traffic to generate at most."),
+    start: str = typer.Option("2025-12-28", help="Live mode: first day (YYYY-MM-DD)."),
+    seed: int = typer.Option(42, help="Live mode: master seed."),
+    defect_rate: float = typer.Option(0.0, help="Live mode: share of records given a data-quality defect."),
+    labels_out: Path = typer.Option(DEFAULT_LABELS, help="Where to write the labels of the scenarios streamed."),
+    metrics: bool = typer.Option(True, help="Serve Prometheus metrics on producer.metrics_port."),
+) -> None:
+    """Stream CDRs from the generator engine (or a dataset) into the CDR topics."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import signal
+    import threading
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from cdr.settings import get_settings
+    from streaming.producer import Metrics, Pacing, prefetch, send
+    from streaming.source import DatasetSource, LiveOptions, LiveSource, streamed_labels, write_labels
+
+    if rate is not None and rate <= 0:
+        raise CdrError("--rate must be positive")
+    try:
+        pacing = Pacing(rate, Pacing.parse_clock(clock))
+    except ValueError as exc:
+        raise CdrError(str(exc)) from None
+    settings = get_settings()
+    if from_dataset is not None:
+        source = DatasetSource(from_dataset)
+    else:
+        source = LiveSource(LiveOptions(subscribers=subscribers, start=dt.date.fromisoformat(start), days=days,
+                                        seed=seed, scenarios=_scenarios(scenarios), defect_rate=defect_rate))
+    m = Metrics(settings.producer.metrics_port if metrics else None)
+    console = Console(stderr=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Live(console=console, transient=False, refresh_per_second=4) as live:
+        def tick(p) -> None:
+            event = dt.datetime.fromtimestamp(p.last_event_us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M") \
+                if p.last_event_us else "-"
+            live.update(f"sent {p.sent:,} · {p.rate:,.0f}/s · acknowledged {p.delivered:,} · "
+                        f"errors {p.errors:,} · event time {event}")
+        try:
+            prog = send(settings, prefetch(source.batches()), pacing, count=count, duration_s=duration,
+                        metrics=m, on_tick=tick, stop=stop)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+    labels = streamed_labels(source.labels, prog.last_event_us)
+    write_labels(labels, labels_out)
+    console.print(f"{prog.delivered:,} records acknowledged in {prog.elapsed:.1f} s ({prog.rate:,.0f}/s), "
+                  f"{prog.errors} errors; {labels.num_rows} scenario labels -> {labels_out}")
+    if prog.errors:
+        console.print(f"last error: {prog.last_error}")
+        raise typer.Exit(1)
+
+
+@produce_app.command("subscribers")
+def produce_subscribers(
+    from_dataset: Path = typer.Option(None, "--from-dataset", help="Subscribers of a generated dataset."),
+    subscribers: int = typer.Option(20_000, help="Live mode: population size."),
+    start: str = typer.Option("2025-12-28", help="Live mode: population date."),
+    seed: int = typer.Option(42, help="Live mode: master seed."),
+) -> None:
+    """Publish the subscriber profiles, keyed by MSISDN."""
+    from cdr.settings import get_settings
+    from streaming.producer import send_subscribers
+
+    if from_dataset is not None:
+        from streaming.source import DatasetSource
+
+        table = DatasetSource(from_dataset).subscribers
+    else:
+        from cdr.profile import load_profile
+        from generator.population import build_population
+
+        table = build_population(load_profile("algeria"), subscribers, dt.date.fromisoformat(start), seed).table
+    prog = send_subscribers(get_settings(), table)
+    typer.echo(f"{prog.delivered:,} subscriber profiles acknowledged, {prog.errors} errors")
+    if prog.errors:
+        raise typer.Exit(1)
+
+
+# --- Flink jobs -------------------------------------------------------------------------------
+
+DEFAULT_CELLS = Path("data/stream/cells.parquet")
+
+
+@stream_app.command("start")
+def stream_start(
+    dev_key: bool = typer.Option(False, "--dev-key", help="Use the development pseudonymisation key (never in production)."),
+    from_dataset: Path = typer.Option(None, "--from-dataset", help="Take the cell reference from this dataset."),
+    subscribers: int = typer.Option(20_000, help="Live mode: population size the producer uses (for the cell reference)."),
+    seed: int = typer.Option(42, help="Live mode: master seed the producer uses."),
+    parallelism: int = typer.Option(1, help="Flink parallelism (1-2 on a shared 2-core machine)."),
+    fresh: bool = typer.Option(False, help="Ignore the last savepoint and committed offsets: read the topics from the start."),
+) -> None:
+    """Submit the detection job (alerts, live KPIs, dead letters) to the Flink session cluster."""
+    from cdr.pseudonym import load_key
+    from cdr.settings import get_settings
+    from streaming import jobs
+
+    settings = get_settings()
+    key = load_key(allow_development=dev_key)
+    if from_dataset is not None:
+        import pyarrow.dataset as ds
+
+        cells = ds.dataset(from_dataset / "cells", format="parquet").to_table()
+    else:
+        from cdr.profile import load_profile
+        from generator.population import build_population
+        from streaming.source import LiveOptions
+
+        cells = build_population(load_profile("algeria"), subscribers, LiveOptions.start, seed).cells.table
+    from cdr.profile import load_profile
+
+    path = jobs.write_cells(cells, DEFAULT_CELLS.resolve(), int(load_profile("algeria").cells["neighbours"]))
+    state = jobs.start(settings, "detection", key, path, parallelism=parallelism, fresh=fresh)
+    typer.echo(f"{state.name} {state.state} (job {state.job_id}); UI http://127.0.0.1:{settings.flink.rest_port}")
+
+
+@stream_app.command("stop")
+def stream_stop(
+    cancel: bool = typer.Option(False, help="Cancel without a savepoint."),
+) -> None:
+    """Stop the detection job with a savepoint (the next start resumes from it)."""
+    from cdr.settings import get_settings
+    from streaming import jobs
+
+    location = jobs.stop(get_settings(), "detection", savepoint=not cancel)
+    typer.echo(f"stopped; savepoint {location}" if location else "stopped (no running job or cancelled)")
+
+
+@stream_app.command("status")
+def stream_status() -> None:
+    """The speed layer's jobs on the cluster, with records valid and dead-lettered."""
+    from cdr.settings import get_settings
+    from streaming import jobs
+
+    settings = get_settings()
+    found = jobs.list_jobs(settings)
+    if not found:
+        typer.echo("no speed-layer job on the cluster (cdr stream start)")
+    for j in found:
+        line = f"{j.name:<16} {j.state:<10} {j.job_id}"
+        if j.state == "RUNNING":
+            m = jobs.job_metrics(settings, j.job_id)
+            line += "  " + " · ".join(f"{k} {int(v):,}" for k, v in sorted(m.items()))
+        typer.echo(line)
+
+
+@stream_app.command("score")
+def stream_score(
+    labels: Path = typer.Option(DEFAULT_LABELS, help="Scenario labels: the producer's file, or a dataset's labels/scenarios."),
+    dev_key: bool = typer.Option(False, "--dev-key", help="Use the development pseudonymisation key."),
+    min_score: float = typer.Option(None, help="Exit 1 if any scenario's precision or recall is below this."),
+    wait: float = typer.Option(0, help="Seconds to wait for the job to find every labelled scenario (it may lag the producer)."),
+) -> None:
+    """Precision and recall per scenario of the alerts in PostgreSQL against injected scenarios."""
+    import time
+
+    from cdr.pseudonym import load_key, pseudonymise
+    from cdr.scoring import format_scores, score
+    from cdr.settings import get_settings
+    from streaming.alerts import read_alerts, read_labels
+
+    key = load_key(allow_development=dev_key)
+    truth = read_labels(labels)
+    deadline = time.monotonic() + wait
+    while True:
+        scores = score(read_alerts(get_settings()), truth, lambda v: pseudonymise(v, key))
+        if all(s.recall >= 1.0 for s in scores) or time.monotonic() >= deadline:
+            break
+        time.sleep(5)
+    typer.echo(f"{len(truth)} scenarios injected; alerts found against them:")
+    typer.echo(format_scores(scores))
+    if min_score is not None and any(s.precision < min_score or s.recall < min_score for s in scores if s.labels):
+        raise typer.Exit(1)

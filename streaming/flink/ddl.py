@@ -1,0 +1,105 @@
+"""Flink SQL DDL of the detection job's Kafka source and its Kafka and JDBC sinks."""
+
+from __future__ import annotations
+
+from cdr.settings import Settings
+from streaming.topics import cdr_topics
+
+WATERMARK_DELAY_S = 10  # the producer sends in event-time order; this covers partition interleaving
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def kafka_source(settings: Settings, group_id: str) -> str:
+    """All CDR topics as raw strings: the job must see malformed messages to dead-letter them.
+
+    event_time comes from the JSON with built-in functions so the source can declare the
+    watermark; a message without a readable start_time has a NULL event_time and no effect on
+    the watermark. The expression must stay deterministic: then the planner pushes the watermark
+    into the Kafka source, which tracks it per partition and takes the minimum. (Generated after
+    the source instead, one partition's fetch running hours of event time ahead of the others
+    makes their records late; one far-future record would close every open window.)"""
+    ts = "TRY_CAST(REPLACE(REPLACE(JSON_VALUE(payload, '$.start_time'), 'T', ' '), 'Z', '') AS TIMESTAMP(3))"
+    topics = ";".join(cdr_topics(settings).values())
+    return f"""
+CREATE TABLE cdr_messages (
+  payload STRING,
+  message_key STRING,
+  topic STRING METADATA VIRTUAL,
+  `partition` INT METADATA VIRTUAL,
+  `offset` BIGINT METADATA VIRTUAL,
+  kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  event_time AS {ts},
+  WATERMARK FOR event_time AS event_time - INTERVAL '{WATERMARK_DELAY_S}' SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{topics}',
+  'properties.bootstrap.servers' = '{settings.kafka.bootstrap}',
+  'properties.group.id' = '{_quote(group_id)}',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets',
+  'key.format' = 'raw',
+  'key.fields' = 'message_key',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+)"""
+
+
+def dead_letter_sink(settings: Settings) -> str:
+    return f"""
+CREATE TABLE dead_letter (
+  source_topic STRING,
+  source_partition INT,
+  source_offset BIGINT,
+  code STRING,
+  field STRING,
+  reason STRING,
+  payload STRING,
+  rejected_at TIMESTAMP_LTZ(3)
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{settings.topics.dead_letter}',
+  'properties.bootstrap.servers' = '{settings.kafka.bootstrap}',
+  'value.format' = 'json',
+  'sink.delivery-guarantee' = 'at-least-once'
+)"""
+
+
+def _jdbc(settings: Settings, table: str) -> str:
+    # The user is trusted on loopback (no password, and the connector wants both or neither);
+    # stringtype=unspecified lets PostgreSQL cast the metrics string into its JSONB column.
+    url = f"jdbc:postgresql://127.0.0.1:{settings.postgres.port}/{settings.postgres.serving_db}" \
+        f"?user={settings.postgres.user}&stringtype=unspecified"
+    return f"""'connector' = 'jdbc', 'url' = '{url}', 'table-name' = '{table}',
+  'sink.buffer-flush.interval' = '500ms',
+  'sink.buffer-flush.max-rows' = '1000'"""
+
+
+def alerts_sink(settings: Settings) -> str:
+    return f"""
+CREATE TABLE alerts_sink (
+  alert_id STRING, scenario STRING, entity_type STRING, entity_id STRING,
+  window_start TIMESTAMP(3), window_end TIMESTAMP(3), severity STRING, metrics STRING,
+  detected_at TIMESTAMP(3),
+  PRIMARY KEY (alert_id) NOT ENFORCED
+) WITH ({_jdbc(settings, 'alerts')})"""
+
+
+def kpi_cell_sink(settings: Settings) -> str:
+    return f"""
+CREATE TABLE kpi_cell_sink (
+  cell_id STRING, minute_start TIMESTAMP(3), call_attempts BIGINT, answered BIGINT,
+  dropped_or_failed BIGINT, sms BIGINT, data_bytes BIGINT,
+  PRIMARY KEY (cell_id, minute_start) NOT ENFORCED
+) WITH ({_jdbc(settings, 'kpi_cell_minute')})"""
+
+
+def kpi_service_sink(settings: Settings) -> str:
+    return f"""
+CREATE TABLE kpi_service_sink (
+  service STRING, minute_start TIMESTAMP(3), records BIGINT, answered BIGINT,
+  dropped_or_failed BIGINT, data_bytes BIGINT,
+  PRIMARY KEY (service, minute_start) NOT ENFORCED
+) WITH ({_jdbc(settings, 'kpi_service_minute')})"""

@@ -1,0 +1,185 @@
+"""Submitting, listing and stopping the speed layer's Flink jobs on the stack's session cluster.
+
+Jobs are submitted with the Flink CLI of the PyFlink distribution (``flink run -d -py``) in
+the stack's client environment, so SQL planning finds the connectors the cluster has. They are
+found again by name through the REST API. Stopping takes a savepoint; the next start resumes
+from the latest one (and, failing that, from the Kafka offsets committed at each checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from cdr.errors import CdrError
+from cdr.settings import REPO_ROOT, Settings
+
+JOBS = {"detection": ("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py")}
+SERVING_SQL = Path(__file__).with_name("serving.sql")
+
+
+@dataclass(frozen=True)
+class JobState:
+    name: str
+    job_id: str
+    state: str
+    start_time_ms: int
+
+
+def _rest(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.flink.rest_port}"
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.stack.home_dir / "flink" / "stream-jobs.json"
+
+
+def list_jobs(settings: Settings) -> list[JobState]:
+    try:
+        jobs = httpx.get(f"{_rest(settings)}/jobs/overview", timeout=5).json()["jobs"]
+    except httpx.HTTPError as exc:
+        raise CdrError(f"Flink REST API not reachable at {_rest(settings)} ({exc}); is the stack up? (cdr stack up)") from None
+    names = {n for n, _ in JOBS.values()}
+    return [JobState(j["name"], j["jid"], j["state"], j["start-time"]) for j in jobs if j["name"] in names]
+
+
+def running(settings: Settings, job: str) -> JobState | None:
+    name = JOBS[job][0]
+    return next((j for j in list_jobs(settings) if j.name == name and j.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")), None)
+
+
+def apply_serving_schema(settings: Settings) -> None:
+    import psycopg
+
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
+        conn.execute(SERVING_SQL.read_text())
+
+
+def write_cells(table, path: Path, neighbours: int) -> Path:
+    """The cell reference the detection job reads: id, position, and reach_km, the distance to
+    farthest of the ``neighbours`` nearest cells of the same operator (itself included, as the generator counts) (how far a subscriber served by the
+    cell normally moves: a few km in cities, hundreds in the Sahara)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cdr.geo import haversine_km
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lat = table.column("latitude").to_numpy()
+    lon = table.column("longitude").to_numpy()
+    operator = np.asarray(table.column("operator").cast(pa.string()).to_pylist(), dtype=object)
+    radio = np.isin(np.asarray(table.column("technology").cast(pa.string()).to_pylist(), dtype=object),
+                    ["2G", "3G", "4G", "5G"])
+    reach = np.zeros(len(lat))
+    for op in set(operator[radio]):
+        idx = np.flatnonzero(radio & (operator == op))
+        k = min(neighbours - 1, len(idx) - 1)
+        for i in idx:
+            d = haversine_km(lat[i], lon[i], lat[idx], lon[idx])
+            reach[i] = np.partition(d, k)[k]
+    pq.write_table(pa.table({"cell_id": table.column("cell_id").cast(pa.string()), "latitude": lat,
+                             "longitude": lon, "reach_km": reach}), path)
+    return path
+
+
+def start(settings: Settings, job: str, key: bytes, cells: Path, parallelism: int = 1, fresh: bool = False,
+          timeout_s: float = 120) -> JobState:
+    """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``."""
+    from stack.services.flink import client_env, pyflink_home
+
+    current = running(settings, job)
+    if current:
+        return current
+    apply_serving_schema(settings)
+    name, script = JOBS[job]
+    state = _load_state(settings)
+    savepoint = None if fresh else state.get(job, {}).get("savepoint")
+    # The key goes through a private file the job deletes on reading, never the command line.
+    fd, key_path = tempfile.mkstemp(prefix="cdr-key-", dir=settings.stack.home_dir / "flink" / "tmp")
+    os.write(fd, key)
+    os.close(fd)
+    args = [str(pyflink_home(settings) / "bin" / "flink"), "run", "-d", "-py", str(script)]
+    if savepoint and Path(savepoint.removeprefix("file:")).exists():
+        args += ["-s", savepoint, "--allowNonRestoredState"]
+    args += ["--cells", str(cells), "--key-file", key_path, "--parallelism", str(parallelism)]
+    if fresh:
+        args += ["--group-id", f"{name}-{int(time.time())}"]
+    env = {**os.environ, **client_env(settings), "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s)
+    Path(key_path).unlink(missing_ok=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise CdrError(f"flink run failed for {name}:\n{tail}")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        current = running(settings, job)
+        if current and current.state == "RUNNING":
+            return current
+        time.sleep(1)
+    raise CdrError(f"{name} was submitted but is not RUNNING after {timeout_s:.0f} s (see the Flink UI)")
+
+
+def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float = 120) -> str | None:
+    """Stop with a savepoint (or cancel); returns the savepoint path, if any."""
+    current = running(settings, job)
+    if current is None:
+        return None
+    base = f"{_rest(settings)}/jobs/{current.job_id}"
+    if not savepoint:
+        httpx.patch(f"{base}?mode=cancel", timeout=10).raise_for_status()
+        _wait_gone(settings, job, timeout_s)
+        return None
+    trigger = httpx.post(f"{base}/stop", json={"drain": False}, timeout=10)
+    trigger.raise_for_status()
+    request_id = trigger.json()["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{base}/savepoints/{request_id}", timeout=10).json()
+        if status["status"]["id"] == "COMPLETED":
+            op = status.get("operation", {})
+            if "failure-cause" in op:
+                raise CdrError(f"stop with savepoint failed: {op['failure-cause'].get('stack-trace', '')[:500]}")
+            location = op["location"]
+            state = _load_state(settings)
+            state[job] = {"savepoint": location}
+            _state_file(settings).write_text(json.dumps(state, indent=2))
+            _wait_gone(settings, job, timeout_s)
+            return location
+        time.sleep(1)
+    raise CdrError(f"no savepoint after {timeout_s:.0f} s")
+
+
+def _wait_gone(settings: Settings, job: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while running(settings, job) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _load_state(settings: Settings) -> dict:
+    path = _state_file(settings)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def job_metrics(settings: Settings, job_id: str) -> dict[str, float]:
+    """The parse UDF's own counters (records valid, dead-lettered), summed over its subtasks:
+    their sum is every message the job has read."""
+    base = f"{_rest(settings)}/jobs/{job_id}"
+    out: dict[str, float] = {}
+    for v in httpx.get(base, timeout=5).json()["vertices"]:
+        names = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", timeout=5).json()
+        wanted = [m["id"] for m in names if m["id"].endswith(("records_valid", "records_dead_lettered"))]
+        if wanted:
+            vals = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", params={"get": ",".join(wanted)},
+                             timeout=5).json()
+            for m in vals:
+                out[m["id"].rsplit(".", 1)[-1]] = out.get(m["id"].rsplit(".", 1)[-1], 0) + m.get("sum", 0)
+    return out

@@ -1,0 +1,175 @@
+"""The CDR stream: the generator's records of all types, merged in event-time order.
+
+Live mode runs the generator engine day by day (population, scenarios, defects exactly as
+``cdr generate`` does, through ``generator.dataset._day_parts``); replay mode reads a generated
+dataset. Either way a day becomes one ``Batch`` of Kafka-ready messages (topic index, key =
+served MSISDN, JSON value, event time) sorted by event time, so downstream event-time windows
+see the traffic as the network would have produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cdr.contract import RECORD_TYPES, SCENARIOS
+from cdr.errors import CdrError
+
+TYPES = list(RECORD_TYPES)
+
+
+@dataclass
+class Batch:
+    """One day of messages in event-time order."""
+
+    type_index: np.ndarray  # index into TYPES
+    keys: list[bytes]
+    values: list[bytes]
+    event_us: np.ndarray  # start_time, microseconds since the epoch
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def merge_day(tables: dict[str, list[pa.Table]]) -> Batch:
+    """Render each type's tables to JSON and merge all types by start_time (stable)."""
+    from generator.writers import json_lines
+
+    type_index, keys, values, times = [], [], [], []
+    for rt, parts in tables.items():
+        for t in parts:
+            if t.num_rows == 0:
+                continue
+            values.append(json_lines(t))
+            keys.append(pc.cast(t.column("served_msisdn"), pa.string()).combine_chunks())
+            times.append(pc.cast(t.column("start_time"), pa.int64()).combine_chunks().to_numpy(zero_copy_only=False))
+            type_index.append(np.full(t.num_rows, TYPES.index(rt), np.int8))
+    if not values:
+        return Batch(np.empty(0, np.int8), [], [], np.empty(0, np.int64))
+    event_us = np.concatenate(times)
+    order = np.argsort(event_us, kind="stable")
+    take = pa.array(order)
+    return Batch(
+        type_index=np.concatenate(type_index)[order],
+        keys=[k.encode() if k is not None else None for k in pa.concat_arrays(keys).take(take).to_pylist()],
+        values=[v.encode() for v in pa.concat_arrays(values).take(take).to_pylist()],
+        event_us=event_us[order],
+    )
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    subscribers: int = 20_000
+    start: dt.date = dt.date(2025, 12, 28)
+    days: int = 7
+    seed: int = 42
+    scenarios: tuple[str, ...] = SCENARIOS
+    scenarios_per_day: int = 1
+    defect_rate: float = 0.0
+    profile: str = "algeria"
+
+
+class LiveSource:
+    """Days generated on the fly by the engine; ``labels`` lists every planned scenario."""
+
+    def __init__(self, opts: LiveOptions):
+        from cdr.profile import load_profile
+        from generator import scenarios as sc_mod
+        from generator.dataset import GenerateOptions
+        from generator.engine import Engine
+        from generator.population import build_population
+
+        self.opts = opts
+        self._gen_opts = GenerateOptions(out=Path("unused"), subscribers=opts.subscribers, days=opts.days,
+                                         start=opts.start, seed=opts.seed, file_format="parquet",
+                                         defect_rate=opts.defect_rate, scenarios=opts.scenarios,
+                                         scenarios_per_day=opts.scenarios_per_day, profile=opts.profile)
+        self._gen_opts.validate()
+        population = build_population(load_profile(opts.profile), opts.subscribers, opts.start, opts.seed)
+        self.engine = Engine(population, opts.seed)
+        self.days = [opts.start + dt.timedelta(days=i) for i in range(opts.days)]
+        self.scenarios = sc_mod.plan_scenarios(self.engine, self.days, list(opts.scenarios),
+                                               opts.scenarios_per_day) if opts.scenarios and opts.scenarios_per_day else []
+        self.labels = sc_mod.labels_table(self.scenarios)
+        self.subscribers = population.table
+
+    def batches(self) -> Iterator[Batch]:
+        from generator.dataset import _day_parts
+
+        for day in self.days:
+            todays = [s for s in self.scenarios if s.day == day]
+            tables = {rt: [t for _, t, _, _ in _day_parts(self.engine, self._gen_opts, rt, day, todays)]
+                      for rt in TYPES}
+            yield merge_day(tables)
+
+
+class DatasetSource:
+    """Replay of a dataset written by ``cdr generate`` (Parquet or JSON Lines), one day at a time."""
+
+    def __init__(self, root: Path):
+        import pyarrow.dataset as ds
+
+        from generator.dataset import read_manifest
+
+        if not (root / "manifest.json").is_file():
+            raise CdrError(f"{root} holds no generated dataset (no manifest.json)")
+        self.root = root
+        self.manifest = read_manifest(root)
+        fmt = self.manifest["format"]
+        if fmt not in ("parquet", "jsonl"):
+            raise CdrError(f"replay reads Parquet or JSON Lines datasets; {root} is {fmt}")
+        self._format = "json" if fmt == "jsonl" else "parquet"
+        ext = "jsonl" if fmt == "jsonl" else "parquet"
+        self.labels = ds.dataset(root / "labels" / f"scenarios.{ext}", format=self._format).to_table()
+        self.subscribers = ds.dataset(root / "subscribers", format=self._format).to_table()
+        self.days = sorted({d for per_type in self.manifest["rows"].values() for d in per_type})
+
+    def batches(self) -> Iterator[Batch]:
+        import pyarrow.dataset as ds
+
+        from cdr.contract import arrow_schema
+
+        for day in self.days:
+            tables = {}
+            for rt in TYPES:
+                part = self.root / "cdr" / f"record_type={rt}" / f"date={day}"
+                if part.is_dir():
+                    t = ds.dataset(part, format=self._format).to_table()
+                    # Files may carry defects (wrong types are read as strings): cast what casts.
+                    tables[rt] = [_conform(t, arrow_schema(RECORD_TYPES[rt]))]
+            yield merge_day(tables)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    cols = {}
+    for f in schema:
+        if f.name in table.column_names:
+            col = table.column(f.name)
+            cols[f.name] = col if col.type == f.type or pa.types.is_dictionary(col.type) else col.cast(f.type, safe=False)
+        else:
+            cols[f.name] = pa.nulls(table.num_rows, f.type)
+    return pa.table(cols)
+
+
+def streamed_labels(labels: pa.Table, last_event_us: int | None) -> pa.Table:
+    """Scenario labels whose window was fully streamed (the ground truth of this run)."""
+    if last_event_us is None or labels.num_rows == 0:
+        return labels.slice(0, 0)
+    end = pc.cast(labels.column("end_time"), pa.int64())
+    return labels.filter(pc.less_equal(end, pa.scalar(last_event_us, pa.int64())))
+
+
+def write_labels(labels: pa.Table, path: Path) -> None:
+    """JSON Lines, same columns as a dataset's labels/scenarios (read back by ``cdr stream score``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in labels.to_pylist():
+            row = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+            fh.write(json.dumps(row) + "\n")

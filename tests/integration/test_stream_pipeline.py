@@ -1,0 +1,235 @@
+"""The speed layer end to end on the local stack: topics, producer, detection job, dead letters.
+
+Everything runs on topics of its own (a per-run prefix) so the test neither reads nor disturbs
+a demo's stream; the detection job it starts is cancelled at the end and its topics deleted.
+Alerts land in the shared PostgreSQL ``alerts`` table and are read back by detection time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+
+import pytest
+
+from cdr.contract import RECORD_TYPES
+from cdr.pseudonym import DEVELOPMENT_KEY, pseudonymise
+from cdr.scoring import score
+from cdr.settings import get_settings
+
+pytestmark = pytest.mark.stack
+
+SUBSCRIBERS = 5000
+MALFORMED = {
+    "unparseable": b"not json at all",
+    "truncated_line": b'{"record_id":"X1","record_type":"voice","start_time":"2025-12-28T10:0',
+    "wrong_type": None,  # built from a valid record below
+    "missing_field": None,
+    "unknown_record_type": None,
+    "oversized": None,
+    "malformed_msisdn": None,
+    "invalid_imei": None,
+}
+
+
+@pytest.fixture(scope="module")
+def stream_env(local_stack):
+    """Settings pointing at per-run topics; restores the environment afterwards."""
+    run = uuid.uuid4().hex[:8]
+    saved = {k: os.environ.get(k) for k in ("CDR_TOPICS__PREFIX", "CDR_TOPICS__DEAD_LETTER", "CDR_TOPICS__SUBSCRIBERS")}
+    os.environ["CDR_TOPICS__PREFIX"] = f"it-{run}.cdr."
+    os.environ["CDR_TOPICS__DEAD_LETTER"] = f"it-{run}.cdr.dead-letter"
+    os.environ["CDR_TOPICS__SUBSCRIBERS"] = f"it-{run}.cdr.subscribers"
+    get_settings.cache_clear()
+    settings = get_settings()
+    yield settings
+    from streaming import jobs
+    from streaming.topics import admin_client, declared_topics
+
+    try:
+        jobs.stop(settings, "detection", savepoint=False)
+    finally:
+        admin = admin_client(settings)  # kept referenced until the deletions complete
+        for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
+            done.result()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    get_settings.cache_clear()
+
+
+def _end_offsets(settings, topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "it-offsets"})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    total = sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+    c.close()
+    return total
+
+
+def test_topics_are_replicated_three_times_with_two_in_sync(stream_env):
+    from streaming.topics import apply_topics, declared_topics, describe_topics
+
+    assert set(apply_topics(stream_env).values()) == {"created"}
+    assert set(apply_topics(stream_env).values()) == {"unchanged"}  # idempotent
+    states = describe_topics(stream_env)
+    assert [s.name for s in states] == [t.name for t in declared_topics(stream_env)]
+    for s in states:
+        assert (s.partitions, s.replication_factor, s.min_insync_replicas) == (
+            stream_env.topics.partitions, 3, "2")
+        assert s.retention_hours == stream_env.topics.retention_hours
+
+
+def test_producer_holds_its_rate_and_every_record_is_acknowledged(stream_env):
+    from streaming.producer import Pacing, send
+    from streaming.source import LiveOptions, LiveSource
+
+    source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, scenarios=()))
+    before = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    prog = send(stream_env, source.batches(), Pacing(rate=5000), duration_s=8)
+    assert prog.errors == 0 and prog.delivered == prog.sent
+    assert abs(prog.rate - 5000) <= 0.05 * 5000, prog.rate
+    after = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    assert after - before == prog.sent
+
+
+def _malformed_corpus(valid: dict) -> dict[str, bytes]:
+    corpus = dict(MALFORMED)
+    corpus["wrong_type"] = json.dumps({**valid, "duration_s": "ten"}).encode()
+    corpus["missing_field"] = json.dumps({**valid, "served_msisdn": None}).encode()
+    corpus["unknown_record_type"] = json.dumps({**valid, "record_type": "fax"}).encode()
+    corpus["oversized"] = json.dumps({**valid, "padding": "x" * 20_000}).encode()
+    corpus["malformed_msisdn"] = json.dumps({**valid, "served_msisdn": "999"}).encode()
+    corpus["invalid_imei"] = json.dumps({**valid, "served_imei": "123456789012345"}).encode()
+    return corpus
+
+
+def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(stream_env, tmp_path):
+    from confluent_kafka import Consumer
+
+    from streaming import jobs
+    from streaming.alerts import read_alerts
+    from streaming.producer import Pacing, make_producer, send
+    from streaming.source import LiveOptions, LiveSource
+
+    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=dt.date(2025, 12, 29)))
+    cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
+    jobs.stop(stream_env, "detection", savepoint=False)  # one detection job at a time on the cluster
+    state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+    assert state.state == "RUNNING"
+
+    # The topics already hold the valid records of the producer test: the job reads them too.
+    already = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    batch = next(source.batches())
+    corpus = _malformed_corpus(json.loads(batch.values[0]))
+    producer = make_producer(stream_env)
+    for payload in corpus.values():
+        producer.produce(stream_env.topics.for_record_type("voice"), payload, b"213000000000")
+    producer.flush(30)
+    prog = send(stream_env, iter([batch]), Pacing(rate=None))
+    assert prog.errors == 0
+    valid_in = already + prog.delivered
+    total_in = valid_in + len(corpus)
+
+    # Every malformed message is in the dead-letter topic with its rule code and a reason.
+    consumer = Consumer({"bootstrap.servers": stream_env.kafka.bootstrap, "group.id": f"it-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([stream_env.topics.dead_letter])
+    letters: list[dict] = []
+    deadline = time.monotonic() + 240
+    while len(letters) < len(corpus) and time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is not None and msg.error() is None:
+            letters.append(json.loads(msg.value()))
+    consumer.close()
+    assert sorted(d["code"] for d in letters) == sorted(corpus)
+    assert all(d["reason"] and d["payload"] is not None and d["source_offset"] is not None for d in letters)
+
+    # The job keeps running and its counts reconcile: in = valid + dead-lettered.
+    deadline = time.monotonic() + 300
+    metrics: dict = {}
+    while time.monotonic() < deadline:
+        current = jobs.running(stream_env, "detection")
+        assert current is not None and current.state == "RUNNING"
+        metrics = jobs.job_metrics(stream_env, current.job_id)
+        if metrics.get("records_valid", 0) + metrics.get("records_dead_lettered", 0) >= total_in:
+            break
+        time.sleep(5)
+    assert (metrics.get("records_valid"), metrics.get("records_dead_lettered")) == (valid_in, len(corpus))
+
+    # Alerts for the injected scenarios (the day's windows close as the stream reaches its end).
+    labels = source.labels.to_pylist()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        alerts = read_alerts(stream_env, since=started)
+        scores = score(alerts, labels, lambda v: pseudonymise(v, DEVELOPMENT_KEY))
+        if all(s.recall >= 1.0 for s in scores):
+            break
+        time.sleep(5)
+    report = {s.scenario: (s.labels, s.detections, round(s.precision, 2), s.recall) for s in scores}
+    assert all(s.recall >= 0.9 and s.precision >= 0.9 for s in scores), report
+
+
+def _alerts_of_day(settings, day: dt.date) -> dict[str, tuple]:
+    import psycopg
+
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db) as conn:
+        rows = conn.execute(
+            "SELECT alert_id, scenario, entity_id, window_start, window_end, metrics::text FROM alerts"
+            " WHERE window_start >= %s AND window_start < %s", (day, day + dt.timedelta(days=1))).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _delete_alerts(settings, ids) -> None:
+    import psycopg
+
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM alerts WHERE alert_id = ANY(%s)", (list(ids),))
+
+
+def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_alerts(stream_env, tmp_path):
+    """Runs after the uninterrupted detection above, on the same topics: its alerts are the reference."""
+    from streaming import jobs
+    from streaming.source import LiveOptions, LiveSource
+
+    day = dt.date(2025, 12, 29)
+    reference = _alerts_of_day(stream_env, day)
+    assert reference, "the uninterrupted run left no alerts to compare with"
+    jobs.stop(stream_env, "detection", savepoint=False)
+    _delete_alerts(stream_env, reference)
+    state_file = stream_env.stack.home_dir / "flink" / "stream-jobs.json"
+    saved_state = state_file.read_text() if state_file.exists() else None
+    total = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=day))
+    cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
+    try:
+        state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            m = jobs.job_metrics(stream_env, state.job_id)
+            if m.get("records_valid", 0) >= total // 2:
+                break
+            time.sleep(1)
+        savepoint = jobs.stop(stream_env, "detection", savepoint=True)
+        assert savepoint
+        state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)  # resumes from the savepoint
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and _alerts_of_day(stream_env, day).keys() != reference.keys():
+            time.sleep(5)
+        assert _alerts_of_day(stream_env, day) == reference
+    finally:
+        # The test's savepoint must not become the one `cdr stream start` resumes from.
+        if saved_state is None:
+            state_file.unlink(missing_ok=True)
+        else:
+            state_file.write_text(saved_state)
+        jobs.stop(stream_env, "detection", savepoint=False)
