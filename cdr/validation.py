@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from cdr.contract import RECORD_TYPES, FieldType, Identifier, RecordType
+from cdr.contract import FieldType, RecordType
 from cdr.identifiers import is_valid_e164, is_valid_imei
 from cdr.profile import Profile
 
@@ -191,13 +191,3 @@ def _coerce_value(v: Any, t: FieldType) -> Any:
     if t is FieldType.DATE:
         return dt.date.fromisoformat(v)
     raise TypeError(t)
-
-
-def identifier_fields(rt: RecordType) -> dict[str, Identifier]:
-    return {f.name: f.identifier for f in rt.fields if f.identifier is not None}
-
-
-__all__ = [
-    "ALL_CODES", "DEFECT_CODES", "Context", "RECORD_TYPES", "Rule", "Violation", "check_record",
-    "coerce", "msisdn_pattern", "rules_for",
-]
