@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from cdr.contract import RECORD_TYPES, SCENARIOS
+from tests.integration.thrift import query
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark]
 START = dt.date(2026, 1, 5)
@@ -63,12 +64,7 @@ def spark(run):
 
 
 def _query(local_stack, sql: str) -> list[tuple]:
-    from pyhive import hive
-
-    with hive.connect("127.0.0.1", local_stack.settings.hive.thrift_port, username="batch-test") as conn:
-        cursor = conn.cursor()
-        cursor.execute(sql)
-        return cursor.fetchall()
+    return query(local_stack, sql, user="batch-test")
 
 
 def test_tables_are_in_hive_and_queried_through_the_thrift_server(local_stack, run):

@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from tests.integration.thrift import query
+
 pytestmark = pytest.mark.stack
 
 # A separate Spark application (its own JVM) using the shared configuration, as a batch job would.
@@ -29,12 +31,7 @@ SPARK_WRITER = textwrap.dedent(
 
 
 def _query(local_stack, sql: str) -> list[tuple]:
-    from pyhive import hive
-
-    with hive.connect("127.0.0.1", local_stack.settings.hive.thrift_port, username="stack-test") as conn:
-        cursor = conn.cursor()
-        cursor.execute(sql)
-        return cursor.fetchall()
+    return query(local_stack, sql, user="stack-test")
 
 
 def write_partitioned_table(tmp_path, db: str, table: str) -> None:
