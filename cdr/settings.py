@@ -103,6 +103,12 @@ class ProducerSettings(BaseModel):
     metrics_port: int
 
 
+class BronzeSettings(BaseModel):
+    dir: str
+    database: str
+    checkpoint_interval_s: int
+
+
 class TopicSettings(BaseModel):
     prefix: str
     partitions: int
@@ -129,6 +135,12 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings
     producer: ProducerSettings
     topics: TopicSettings
+    bronze: BronzeSettings
+
+    @property
+    def bronze_uri(self) -> str:
+        """Root of the bronze landing on HDFS."""
+        return f"{self.hdfs.uri}{self.hdfs.root.rstrip('/')}/{self.bronze.dir.strip('/')}"
 
     @classmethod
     def settings_customise_sources(

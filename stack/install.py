@@ -33,6 +33,7 @@ JAR_GROUPS = {
     "hadoop": "copy-dependencies",
     "hadoop-webapps": "unpack",
     "flink-connectors": "copy-dependencies",
+    "flink-hadoop": "copy-dependencies",
     "spark-metastore": "copy-dependencies",
 }
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")

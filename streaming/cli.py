@@ -163,8 +163,23 @@ def produce_subscribers(
 DEFAULT_CELLS = Path("data/stream/cells.parquet")
 
 
+JOB_NAMES = ("bronze", "detection")
+
+
+def _jobs_option(help_text: str):
+    return typer.Option(list(JOB_NAMES), "--job", help=f"{help_text} ({', '.join(JOB_NAMES)}); repeat for several.")
+
+
+def _check_jobs(jobs_: list[str]) -> list[str]:
+    unknown = sorted(set(jobs_) - set(JOB_NAMES))
+    if unknown:
+        raise typer.BadParameter(f"unknown job {', '.join(unknown)}; known: {', '.join(JOB_NAMES)}")
+    return [j for j in JOB_NAMES if j in jobs_]
+
+
 @stream_app.command("start")
 def stream_start(
+    job: list[str] = _jobs_option("Jobs to start"),
     dev_key: bool = typer.Option(False, "--dev-key", help="Use the development pseudonymisation key (never in production)."),
     from_dataset: Path = typer.Option(None, "--from-dataset", help="Take the cell reference from this dataset."),
     subscribers: int = typer.Option(20_000, help="Live mode: population size the producer uses (for the cell reference)."),
@@ -172,40 +187,67 @@ def stream_start(
     parallelism: int = typer.Option(1, help="Flink parallelism (1-2 on a shared 2-core machine)."),
     fresh: bool = typer.Option(False, help="Ignore the last savepoint and committed offsets: read the topics from the start."),
 ) -> None:
-    """Submit the detection job (alerts, live KPIs, dead letters) to the Flink session cluster."""
-    from cdr.pseudonym import load_key
+    """Submit the speed layer's jobs to the Flink session cluster: bronze landing (every topic to
+    Parquet on HDFS) and detection (alerts, live KPIs, dead letters)."""
     from cdr.settings import get_settings
     from streaming import jobs
 
     settings = get_settings()
+    for name in _check_jobs(job):
+        key = cells_path = None
+        if jobs.JOBS[name].pseudonymises:
+            key, cells_path = _detection_inputs(dev_key, from_dataset, subscribers, seed)
+        state = jobs.start(settings, name, key, cells_path, parallelism=parallelism, fresh=fresh)
+        typer.echo(f"{state.name} {state.state} (job {state.job_id}); UI http://127.0.0.1:{settings.flink.rest_port}")
+
+
+def _detection_inputs(dev_key: bool, from_dataset: Path | None, subscribers: int, seed: int) -> tuple[bytes, Path]:
+    """The pseudonymisation key and the cell reference file of the detection job."""
+    from cdr.profile import load_profile
+    from cdr.pseudonym import load_key
+    from streaming import jobs
+
     key = load_key(allow_development=dev_key)
     if from_dataset is not None:
         import pyarrow.dataset as ds
 
         cells = ds.dataset(from_dataset / "cells", format="parquet").to_table()
     else:
-        from cdr.profile import load_profile
         from generator.population import build_population
         from streaming.source import LiveOptions
 
         cells = build_population(load_profile("algeria"), subscribers, LiveOptions.start, seed).cells.table
-    from cdr.profile import load_profile
-
-    path = jobs.write_cells(cells, DEFAULT_CELLS.resolve(), int(load_profile("algeria").cells["neighbours"]))
-    state = jobs.start(settings, "detection", key, path, parallelism=parallelism, fresh=fresh)
-    typer.echo(f"{state.name} {state.state} (job {state.job_id}); UI http://127.0.0.1:{settings.flink.rest_port}")
+    return key, jobs.write_cells(cells, DEFAULT_CELLS.resolve(), int(load_profile("algeria").cells["neighbours"]))
 
 
 @stream_app.command("stop")
 def stream_stop(
+    job: list[str] = _jobs_option("Jobs to stop"),
     cancel: bool = typer.Option(False, help="Cancel without a savepoint."),
 ) -> None:
-    """Stop the detection job with a savepoint (the next start resumes from it)."""
+    """Stop the jobs with a savepoint (the next start resumes from it)."""
     from cdr.settings import get_settings
     from streaming import jobs
 
-    location = jobs.stop(get_settings(), "detection", savepoint=not cancel)
-    typer.echo(f"stopped; savepoint {location}" if location else "stopped (no running job or cancelled)")
+    for name in _check_jobs(job):
+        location = jobs.stop(get_settings(), name, savepoint=not cancel)
+        typer.echo(f"{name}: " + (f"stopped; savepoint {location}" if location else "stopped (not running, or cancelled)"))
+
+
+@stream_app.command("tables")
+def stream_tables(
+    counts: bool = typer.Option(True, help="Print each bronze table's row count."),
+) -> None:
+    """Register the bronze Hive tables (one per topic, view bronze_cdr) and pick up new date partitions."""
+    from cdr.settings import get_settings
+    from streaming.bronze_tables import register, row_counts
+
+    settings = get_settings()
+    register(settings)
+    typer.echo(f"bronze tables registered in {settings.bronze.database} over {settings.bronze_uri}")
+    if counts:
+        for table, n in row_counts(settings).items():
+            typer.echo(f"  {settings.bronze.database}.{table:<20} {n:>12,} rows")
 
 
 @stream_app.command("status")

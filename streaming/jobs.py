@@ -21,7 +21,19 @@ import httpx
 from cdr.errors import CdrError
 from cdr.settings import REPO_ROOT, Settings
 
-JOBS = {"detection": ("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py")}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    script: Path
+    pseudonymises: bool  # reads the key and the cell reference (the detection job)
+
+
+JOBS = {
+    "bronze": JobSpec("cdr-bronze", REPO_ROOT / "streaming" / "flink" / "bronze_job.py", False),
+    "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True),
+}
 SERVING_SQL = Path(__file__).with_name("serving.sql")
 
 
@@ -46,12 +58,12 @@ def list_jobs(settings: Settings) -> list[JobState]:
         jobs = httpx.get(f"{_rest(settings)}/jobs/overview", timeout=5).json()["jobs"]
     except httpx.HTTPError as exc:
         raise CdrError(f"Flink REST API not reachable at {_rest(settings)} ({exc}); is the stack up? (cdr stack up)") from None
-    names = {n for n, _ in JOBS.values()}
+    names = {spec.name for spec in JOBS.values()}
     return [JobState(j["name"], j["jid"], j["state"], j["start-time"]) for j in jobs if j["name"] in names]
 
 
 def running(settings: Settings, job: str) -> JobState | None:
-    name = JOBS[job][0]
+    name = JOBS[job].name
     return next((j for j in list_jobs(settings) if j.name == name and j.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")), None)
 
 
@@ -91,41 +103,54 @@ def write_cells(table, path: Path, neighbours: int) -> Path:
     return path
 
 
-def start(settings: Settings, job: str, key: bytes, cells: Path, parallelism: int = 1, fresh: bool = False,
-          timeout_s: float = 120) -> JobState:
-    """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``."""
+def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | None = None, parallelism: int = 1,
+          fresh: bool = False, timeout_s: float = 120) -> JobState:
+    """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``.
+    The detection job needs the pseudonymisation ``key`` and the ``cells`` reference."""
     from stack.services.flink import client_env, pyflink_home
 
     current = running(settings, job)
     if current:
         return current
-    apply_serving_schema(settings)
-    name, script = JOBS[job]
+    spec = JOBS[job]
     state = _load_state(settings)
     savepoint = None if fresh else state.get(job, {}).get("savepoint")
-    # The key goes through a private file the job deletes on reading, never the command line.
-    fd, key_path = tempfile.mkstemp(prefix="cdr-key-", dir=settings.stack.home_dir / "flink" / "tmp")
-    os.write(fd, key)
-    os.close(fd)
-    args = [str(pyflink_home(settings) / "bin" / "flink"), "run", "-d", "-py", str(script)]
+    args = [str(pyflink_home(settings) / "bin" / "flink"), "run", "-d", "-py", str(spec.script)]
     if savepoint and Path(savepoint.removeprefix("file:")).exists():
         args += ["-s", savepoint, "--allowNonRestoredState"]
-    args += ["--cells", str(cells), "--key-file", key_path, "--parallelism", str(parallelism)]
+    args += ["--parallelism", str(parallelism)]
     if fresh:
-        args += ["--group-id", f"{name}-{int(time.time())}"]
+        args += ["--group-id", f"{spec.name}-{int(time.time())}"]
+    key_path = None
+    if spec.pseudonymises:
+        if key is None or cells is None:
+            raise CdrError(f"the {job} job needs the pseudonymisation key and the cell reference")
+        apply_serving_schema(settings)
+        # The key goes through a private file the job deletes on reading, never the command line.
+        fd, key_path = tempfile.mkstemp(prefix="cdr-key-", dir=settings.stack.home_dir / "flink" / "tmp")
+        os.write(fd, key)
+        os.close(fd)
+        args += ["--cells", str(cells), "--key-file", key_path]
+    else:
+        args += ["--checkpoint-interval", f"{settings.bronze.checkpoint_interval_s} s"]
     env = {**os.environ, **client_env(settings), "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s)
-    Path(key_path).unlink(missing_ok=True)
+    try:
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s)
+    finally:
+        if key_path:
+            Path(key_path).unlink(missing_ok=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-        raise CdrError(f"flink run failed for {name}:\n{tail}")
+        # The Python traceback and the Java cause, without the Java stack frames around them.
+        lines = [line for line in (proc.stdout + proc.stderr).strip().splitlines() if not line.lstrip().startswith("at ")]
+        tail = "\n".join(lines[-30:])
+        raise CdrError(f"flink run failed for {spec.name}:\n{tail}")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         current = running(settings, job)
         if current and current.state == "RUNNING":
             return current
         time.sleep(1)
-    raise CdrError(f"{name} was submitted but is not RUNNING after {timeout_s:.0f} s (see the Flink UI)")
+    raise CdrError(f"{spec.name} was submitted but is not RUNNING after {timeout_s:.0f} s (see the Flink UI)")
 
 
 def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float = 120) -> str | None:

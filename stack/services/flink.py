@@ -2,7 +2,8 @@
 
 The wheel is never modified: the cluster runs with FLINK_CONF_DIR and FLINK_LIB_DIR pointing
 into the stack home, whose lib dir links the wheel's jars plus the connectors from
-stack/pom.xml (Kafka SQL connector, JDBC connector, PostgreSQL driver). Clients (`flink run`,
+stack/pom.xml (Kafka SQL connector, JDBC connector, PostgreSQL driver, Parquet format and the
+shaded HDFS client for bronze landing). Clients (`flink run`,
 PyFlink scripts) must use the same directories, so SQL planning finds the connectors:
 see ``client_env``.
 """
@@ -93,6 +94,8 @@ class Flink(Service):
                 "metrics.reporter.prom.port": str(flink.jobmanager_metrics_port),
                 "python.executable": python,
                 "python.client.executable": python,
+                # HDFS clients in the jobs (bronze landing) write as many replicas as there are DataNodes.
+                "flink.hadoop.dfs.replication": self.settings.hdfs.replication,
                 "execution.checkpointing.dir": f"file://{self.dir / 'checkpoints'}",
                 "execution.checkpointing.savepoint-dir": f"file://{self.dir / 'savepoints'}",
             }
@@ -114,9 +117,10 @@ class Flink(Service):
         self._link_lib(home)
 
     def _link_lib(self, home: Path) -> None:
-        """lib = the wheel's lib + connectors, as symlinks; stale links from older versions go."""
+        """lib = the wheel's lib + connectors + Parquet/HDFS client, as symlinks; stale links go."""
         wanted = {jar.name: jar for jar in (home / "lib").glob("*.jar")}
-        wanted |= {jar.name: jar for jar in require_jars(self.paths.jar_group("flink-connectors")).glob("*.jar")}
+        for group in ("flink-connectors", "flink-hadoop"):
+            wanted |= {jar.name: jar for jar in require_jars(self.paths.jar_group(group)).glob("*.jar")}
         for link in self.lib_dir.iterdir():
             if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
                 link.unlink()
