@@ -1,0 +1,168 @@
+"""Bronze landing on the local stack: every message produced is in bronze exactly once, even when a
+Kafka broker is killed and brought back while the producer sends at a steady rate.
+
+Runs on topics, an HDFS folder and a Hive database of its own (a per-run prefix); the bronze job
+it starts is cancelled at the end and its topics, files and tables removed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from cdr.contract import RECORD_TYPES
+from cdr.settings import get_settings
+from tests.integration.thrift import query
+
+pytestmark = pytest.mark.stack
+
+RATE = 4000            # records/s, steady
+DURATION_S = 30
+KILL_AT_S = 6          # the broker dies this long after the producer starts...
+RESTART_AFTER_S = 8    # ...and is started again this long after
+VICTIM = "kafka-2"
+
+
+@pytest.fixture(scope="module")
+def bronze_env(local_stack):
+    run = uuid.uuid4().hex[:8]
+    overrides = {
+        "CDR_TOPICS__PREFIX": f"itb-{run}.cdr.",
+        "CDR_TOPICS__DEAD_LETTER": f"itb-{run}.cdr.dead-letter",
+        "CDR_TOPICS__SUBSCRIBERS": f"itb-{run}.cdr.subscribers",
+        "CDR_BRONZE__DIR": f"tests/bronze-{run}",
+        "CDR_BRONZE__DATABASE": f"itb_{run}_raw",
+        "CDR_BRONZE__CHECKPOINT_INTERVAL_S": "5",
+    }
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    get_settings.cache_clear()
+    settings = get_settings()
+    from streaming import jobs
+    from streaming.topics import admin_client, apply_topics, declared_topics
+
+    apply_topics(settings)
+    jobs.stop(settings, "bronze", savepoint=False)  # one bronze job at a time on the cluster
+    jobs.start(settings, "bronze", fresh=True)
+    yield settings
+    try:
+        jobs.stop(settings, "bronze", savepoint=False)
+    finally:
+        admin = admin_client(settings)
+        for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
+            done.result()
+        query(local_stack, f"DROP DATABASE IF EXISTS `{settings.bronze.database}` CASCADE")
+        path = settings.bronze_uri.removeprefix(settings.hdfs.uri)
+        requests.delete(f"http://127.0.0.1:{settings.hdfs.namenode_http_port}/webhdfs/v1{path}",
+                        params={"op": "DELETE", "recursive": "true", "user.name": getpass.getuser()}, timeout=30)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
+def _bronze_counts(local_stack, settings) -> tuple[int, int, int]:
+    """Rows, distinct Kafka positions and distinct record ids over all CDR topics."""
+    from streaming.bronze_tables import register
+
+    register(settings)
+    ((rows, positions, records),) = query(
+        local_stack,
+        "SELECT COUNT(*), COUNT(DISTINCT kafka_topic, kafka_partition, kafka_offset), COUNT(DISTINCT record_id)"
+        f" FROM `{settings.bronze.database}`.bronze_cdr")
+    return rows, positions, records
+
+
+def _wait_for_rows(local_stack, settings, expected: int, timeout_s: float = 180) -> tuple[int, int, int]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        counts = _bronze_counts(local_stack, settings)
+        if counts[0] >= expected or time.monotonic() > deadline:
+            return counts
+        time.sleep(5)
+
+
+def test_every_record_is_in_bronze_exactly_once_when_a_broker_dies_and_returns(bronze_env, local_stack):
+    from stack.process import is_alive, signal_group
+    from streaming.producer import Pacing, send
+    from streaming.source import LiveOptions, LiveSource
+
+    events: dict[str, float] = {}
+
+    def kill_and_restart() -> None:
+        time.sleep(KILL_AT_S)
+        victim = local_stack.store.get(VICTIM)
+        signal_group(victim, signal.SIGKILL)
+        events["killed"] = time.monotonic()
+        time.sleep(RESTART_AFTER_S)
+        events["dead_before_restart"] = not is_alive(victim)
+        local_stack.up()  # restarts exactly the crashed broker
+        events["restarted"] = time.monotonic()
+
+    chaos = threading.Thread(target=kill_and_restart)
+    source = LiveSource(LiveOptions(subscribers=8000, days=1, scenarios=()))
+    chaos.start()
+    started = time.monotonic()
+    prog = send(bronze_env, source.batches(), Pacing(rate=RATE), duration_s=DURATION_S)
+    chaos.join()
+
+    assert events["dead_before_restart"] and events["killed"] - started < DURATION_S
+    assert prog.errors == 0 and prog.delivered == prog.sent > 0.9 * RATE * DURATION_S
+    # The rate held while a broker was gone (acks=all with two in-sync replicas left).
+    assert abs(prog.rate - RATE) <= 0.05 * RATE, prog.rate
+    rows, positions, records = _wait_for_rows(local_stack, bronze_env, prog.sent)
+    assert (rows, positions, records) == (prog.sent, prog.sent, prog.sent)
+    time.sleep(2 * bronze_env.bronze.checkpoint_interval_s)  # later checkpoints add nothing
+    assert _bronze_counts(local_stack, bronze_env) == (prog.sent, prog.sent, prog.sent)
+
+
+def test_malformed_messages_and_subscriber_profiles_land_as_they_arrived(bronze_env, local_stack):
+    from generator.population import build_population
+    from cdr.profile import load_profile
+    from streaming.producer import make_producer, send_subscribers
+    from streaming.source import LiveOptions
+
+    db = bronze_env.bronze.database
+    before = _bronze_counts(local_stack, bronze_env)[0]
+    corpus = [b"not json at all", b'{"record_id":"BAD1","record_type":"voice","start_time":"2025-12-28T1',
+              json.dumps({"record_id": "BAD2", "record_type": "voice", "duration_s": "ten"}).encode()]
+    producer = make_producer(bronze_env)
+    topic = bronze_env.topics.for_record_type("voice")
+    for payload in corpus:
+        producer.produce(topic, payload, b"213000000000")
+    assert producer.flush(30) == 0
+    population = build_population(load_profile("algeria"), 200, LiveOptions.start, 7).table
+    prog = send_subscribers(bronze_env, population)
+    assert prog.errors == 0 and prog.delivered == population.num_rows
+
+    _wait_for_rows(local_stack, bronze_env, before + len(corpus))
+    landed = query(local_stack, f"SELECT payload, record_id, duration_s, start_time FROM `{db}`.bronze_voice"
+                                f" WHERE kafka_key = '213000000000' ORDER BY kafka_timestamp, payload")
+    assert sorted(landed) == sorted([
+        ("not json at all", None, None, None),
+        (corpus[1].decode(), None, None, None),  # cut short: not JSON, no field readable
+        (corpus[2].decode(), "BAD2", None, None),  # wrong type: the field is NULL, the payload keeps it
+    ])
+    deadline = time.monotonic() + 120
+    while True:
+        from streaming.bronze_tables import register
+
+        register(bronze_env)
+        ((n, distinct_ids, with_msisdn),) = query(
+            local_stack, f"SELECT COUNT(*), COUNT(DISTINCT subscriber_id), COUNT(msisdn) FROM `{db}`.bronze_subscribers")
+        if n >= population.num_rows or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert (n, distinct_ids, with_msisdn) == (population.num_rows,) * 3
+    assert set(RECORD_TYPES) <= {t.removeprefix("bronze_") for (_, t, *_) in query(
+        local_stack, f"SHOW TABLES IN `{db}`")}
