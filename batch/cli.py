@@ -50,6 +50,8 @@ def run(
     to: Optional[str] = typer.Option(None, help="Last day of a range (inclusive)."),
     input: Optional[str] = typer.Option(
         None, "--input", help="Generated dataset or operator folder (path or URI) to land first."),
+    from_bronze: bool = typer.Option(
+        False, "--from-bronze", help="Land the speed layer's bronze CDRs instead (reference data as landed before)."),
     step: Optional[str] = typer.Option(
         None, help="Run one step only: land, validate, dims, facts, features, anomalies, marts."),
     dev_key: bool = typer.Option(
@@ -61,14 +63,17 @@ def run(
     from batch import jobs
     from cdr.profile import load_profile
     from cdr.pseudonym import load_key
+    from cdr.settings import get_settings
 
     if step and step not in jobs.STEPS:
         raise typer.BadParameter(f"unknown step {step!r}; steps: {', '.join(jobs.STEPS)}")
+    if input and from_bronze:
+        raise typer.BadParameter("give --input or --from-bronze, not both")
     key = load_key(allow_development=dev_key)
     spark = batch_session("cdr-batch")
     try:
         zones = _zones(root, db_prefix)
-        source = _uri(input) if input else None
+        source = _uri(input) if input else get_settings().bronze_uri if from_bronze else None
         if date:
             dates = [dt.date.fromisoformat(date)]
         elif from_ and to:
@@ -78,7 +83,8 @@ def run(
             dates = jobs.input_dates(spark, source or zones.raw)
         if not dates:
             raise typer.BadParameter("no days to process: give --date/--from/--to or an --input with data")
-        ctx = jobs.BatchContext(spark, zones, load_profile(), key, dates, input_uri=source)
+        ctx = jobs.BatchContext(spark, zones, load_profile(), key, dates, input_uri=source,
+                                reference_from_input=not from_bronze)
         jobs.run(ctx, step)
     finally:
         spark.stop()

@@ -36,12 +36,16 @@ class BatchContext:
     key: bytes
     dates: list[dt.date]
     input_uri: str | None = None
+    # False when the input carries only CDRs (the bronze landing): reference data stays as landed before.
+    reference_from_input: bool = True
     reference_time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     log: Callable[[str], None] = print
 
 
 def _format_of(path: str) -> str:
-    return FORMATS[path.rsplit(".", 1)[-1]]
+    name = path.rsplit("/", 1)[-1]
+    # Files without an extension are the speed layer's bronze Parquet (Flink names its part files so).
+    return FORMATS[name.rsplit(".", 1)[-1]] if "." in name else "parquet"
 
 
 def input_dates(spark: SparkSession, root: str) -> list[dt.date]:
@@ -63,8 +67,9 @@ def land(ctx: BatchContext) -> None:
         ctx.log("land: no --input, using the files already in the raw zone")
         return
     src, raw = ctx.input_uri.rstrip("/"), ctx.zones.raw
-    for ref in ("subscribers", "cells"):
-        io.copy_tree(ctx.spark, f"{src}/{ref}", f"{raw}/reference/{ref}")
+    if ctx.reference_from_input:
+        for ref in ("subscribers", "cells"):
+            io.copy_tree(ctx.spark, f"{src}/{ref}", f"{raw}/reference/{ref}")
     for day in ctx.dates:
         for rt in RECORD_TYPES:
             part = f"cdr/record_type={rt}/date={day}"
