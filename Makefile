@@ -94,7 +94,7 @@ smoke: ## Check the running container stack end to end (Kafka, Hive via Thrift, 
 # --- the main job -------------------------------------------------------------------------------
 
 .PHONY: demo
-demo: up-local ## Start the stack, generate a labelled dataset, stream a day with scenarios and score the alerts
+demo: up-local ## Start the stack, generate a labelled dataset, run the batch, stream a day with scenarios, score both
 	$(CDR) generate --out $(DEMO_OUT) --subscribers $(DEMO_SUBSCRIBERS) --days $(DEMO_DAYS) --overwrite
 	$(CDR) batch run --input $(DEMO_OUT) --dev-key
 	$(CDR) batch tables
@@ -103,6 +103,8 @@ demo: up-local ## Start the stack, generate a labelled dataset, stream a day wit
 	$(CDR) stream start --dev-key --subscribers $(DEMO_SUBSCRIBERS)
 	$(CDR) produce --days 1 --subscribers $(DEMO_SUBSCRIBERS) --rate $(DEMO_STREAM_RATE) --clock $(DEMO_STREAM_CLOCK)
 	$(CDR) stream score --dev-key --wait 300
+	$(CDR) stream status
+	$(CDR) stream tables
 
 # --- quality ------------------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ bench-generator: $(CORE)/.installed ## CDRs/s of the generator against pyarrow's
 	taskset -c 0 $(PY) -m generator.bench --rows $(BENCH_CDRS)
 
 .PHONY: bench-stream
-bench-stream: setup ## Producer records/s against Kafka's ProducerPerformance, detection drain rate
+bench-stream: setup ## Producer records/s against Kafka's ProducerPerformance; bronze and detection drain rates
 	mvn -q dependency:get -Dartifact=org.apache.kafka:kafka-tools:4.1.1 -Dtransitive=false  # ProducerPerformance
 	$(PY) -m streaming.bench
 

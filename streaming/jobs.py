@@ -104,8 +104,9 @@ def write_cells(table, path: Path, neighbours: int) -> Path:
 
 
 def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | None = None, parallelism: int = 1,
-          fresh: bool = False, timeout_s: float = 120) -> JobState:
-    """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``.
+          fresh: bool = False, timeout_s: float = 120, group_id: str | None = None) -> JobState:
+    """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``
+    (then with a new consumer group: ``group_id``, or one named after the job and the time).
     The detection job needs the pseudonymisation ``key`` and the ``cells`` reference."""
     from stack.services.flink import client_env, pyflink_home
 
@@ -120,7 +121,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
         args += ["-s", savepoint, "--allowNonRestoredState"]
     args += ["--parallelism", str(parallelism)]
     if fresh:
-        args += ["--group-id", f"{spec.name}-{int(time.time())}"]
+        args += ["--group-id", group_id or f"{spec.name}-{int(time.time())}"]
     key_path = None
     if spec.pseudonymises:
         if key is None or cells is None:
