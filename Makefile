@@ -99,12 +99,12 @@ demo: up-local ## Start the stack, generate a labelled dataset, run the batch, s
 	$(CDR) batch run --input $(DEMO_OUT) --dev-key
 	$(CDR) batch tables
 	$(CDR) batch score --labels $(DEMO_OUT) --dev-key
-	$(CDR) topics apply
+	$(CDR) stream reset --yes
 	$(CDR) stream start --dev-key --subscribers $(DEMO_SUBSCRIBERS)
 	$(CDR) produce --days 1 --subscribers $(DEMO_SUBSCRIBERS) --rate $(DEMO_STREAM_RATE) --clock $(DEMO_STREAM_CLOCK)
 	$(CDR) stream score --dev-key --wait 300
 	$(CDR) stream status
-	$(CDR) stream tables
+	$(CDR) stream tables --wait 300
 
 # --- quality ------------------------------------------------------------------------------------
 

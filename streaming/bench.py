@@ -147,6 +147,75 @@ def bench_bronze(settings, expected: int, timeout_s: float = 1800) -> tuple[floa
     return done / (finished - began), done
 
 
+def _latency_topics(settings):
+    """Topics of their own for the latency run (the drain runs left a backlog in the others)."""
+    from cdr.settings import get_settings
+    from streaming.topics import apply_topics
+
+    os.environ["CDR_TOPICS__PREFIX"] = BENCH_PREFIX + "latency."
+    get_settings.cache_clear()
+    latency_settings = get_settings()
+    apply_topics(latency_settings)
+    return latency_settings
+
+
+def bench_latency(settings, cells_dir: Path, rate: float, subscribers: int, days: int) -> dict:
+    """Alert latency at a steady ``rate``: for every alert, ``detected_at`` minus the wall-clock
+    moment the stream passed its ``window_end``. Event time runs faster than the wall clock (the
+    generator's days are replayed accelerated so that they yield ``rate`` records/s); the moments
+    come from the producer's progress (wall time, event time reached), interpolated."""
+    import bisect
+    import datetime as dt
+
+    import psycopg
+
+    from cdr.pseudonym import DEVELOPMENT_KEY
+    from streaming import jobs
+    from streaming.producer import Pacing, send
+    from streaming.source import LiveOptions, LiveSource
+
+    utc = dt.timezone.utc
+    settings = _latency_topics(settings)
+    source = LiveSource(LiveOptions(subscribers=subscribers, days=days))
+    cells = jobs.write_cells(source.engine.pop.cells.table, cells_dir / "bench-cells.parquet", 6)
+    jobs.stop(settings, "detection", savepoint=False)
+    jobs.start(settings, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+    # The event clock alone would give about `rate` records/s (about 28 CDRs per subscriber and day).
+    speedup = rate / (subscribers * 28 / 86_400)
+    marks: list[tuple[int, float]] = []  # (event time reached in µs, wall clock s)
+    since = dt.datetime.now(utc)
+    prog = send(settings, source.batches(), Pacing(rate=rate, speedup=speedup),
+                on_tick=lambda p: marks.append((p.last_event_us, time.time())))
+    pg = settings.postgres
+
+    def alerts() -> list[tuple]:
+        with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db) as conn:
+            return conn.execute("SELECT window_end, detected_at FROM alerts WHERE detected_at >= %s",
+                                (since.replace(tzinfo=None),)).fetchall()
+
+    found, stable_since = alerts(), time.monotonic()
+    while time.monotonic() - stable_since < 30:  # until no new alert for 30 s
+        time.sleep(5)
+        now = alerts()
+        if len(now) != len(found):
+            found, stable_since = now, time.monotonic()
+    jobs.stop(settings, "detection", savepoint=False)
+    events = [e for e, _ in marks]
+    latencies = []
+    for window_end, detected_at in found:
+        end_us = int(window_end.replace(tzinfo=utc).timestamp() * 1e6)
+        i = bisect.bisect_left(events, end_us)
+        if i == 0 or i >= len(events):
+            continue  # a window the stream never passed (it closed when the source went idle)
+        (e0, w0), (e1, w1) = marks[i - 1], marks[i]
+        passed = w0 + (w1 - w0) * (end_us - e0) / max(e1 - e0, 1)
+        latencies.append(detected_at.replace(tzinfo=utc).timestamp() - passed)
+    latencies.sort()
+    pick = (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]) if latencies else (lambda q: float("nan"))
+    return {"rate": prog.rate, "sent": prog.sent, "alerts": len(latencies), "p50": pick(0.5), "p95": pick(0.95),
+            "max": latencies[-1] if latencies else float("nan")}
+
+
 def _row(measure: str, result: str, workload: str) -> None:
     """Printed as measured, so a later failure keeps the earlier results."""
     print(f"| {measure} | {result} | {workload} |", flush=True)
@@ -158,14 +227,19 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--kafka-python-records", type=int, default=200_000)
     parser.add_argument("--skip-drain", action="store_true")
+    parser.add_argument("--drains-only", action="store_true", help="pre-load with our producer, skip the other producers")
+    parser.add_argument("--jobs", default="bronze,detection,latency", help="which job measures to take")
+    parser.add_argument("--latency-rate", type=float, default=10_000)
     args = parser.parse_args()
 
     _use_bench_topics()
+    from cdr.contract import RECORD_TYPES
     from cdr.settings import get_settings
     from streaming.topics import admin_client, apply_topics, declared_topics
 
     settings = get_settings()
     apply_topics(settings)
+    _create_extra_topics(settings, [BENCH_PREFIX + "kafka-python", BENCH_PREFIX + "java"])
     print("| measure | result | workload |\n|---|---|---|", flush=True)
     try:
         batches, source = _messages(args.subscribers, args.days)
@@ -174,25 +248,34 @@ def main() -> None:
         size = round(sum(map(len, values)) / len(values))
         ours, n = bench_ours(settings, batches)
         _row("producer, ours (confluent-kafka, lz4)", f"{ours:,.0f} records/s", f"{n:,} records of {size} B")
-        k = args.kafka_python_records
-        kp = bench_kafka_python(settings, values[:k], keys[:k], BENCH_PREFIX + "kafka-python")
-        _row("producer, kafka-python (gzip)", f"{kp:,.0f} records/s", f"{k:,} records of {size} B")
-        jv = bench_java(settings, BENCH_PREFIX + "java", n, size)
-        if jv:
-            _row("kafka ProducerPerformance (Java, lz4)", f"{jv:,.0f} records/s", f"{n:,} records of {size} B")
-            _row("ours / Java", f"{ours / jv:.2f}", "goal ≥ 0.5")
+        if not args.drains_only:
+            k = args.kafka_python_records
+            kp = bench_kafka_python(settings, values[:k], keys[:k], BENCH_PREFIX + "kafka-python")
+            _row("producer, kafka-python (gzip)", f"{kp:,.0f} records/s", f"{k:,} records of {size} B")
+            jv = bench_java(settings, BENCH_PREFIX + "java", n, size)
+            if jv:
+                _row("kafka ProducerPerformance (Java, lz4)", f"{jv:,.0f} records/s", f"{n:,} records of {size} B")
+                _row("ours / Java", f"{ours / jv:.2f}", "goal ≥ 0.5")
         if not args.skip_drain:
             from cdr.settings import REPO_ROOT
 
-            rate, done = bench_bronze(settings, n)
-            _row("bronze landing drain (parallelism 1, 5 s checkpoints)", f"{rate:,.0f} records/s",
-                 f"{done:,} pre-loaded CDRs in committed Parquet on HDFS")
+            if "bronze" in args.jobs:
+                rate, done = bench_bronze(settings, n)
+                _row("bronze landing drain (parallelism 1, 5 s checkpoints)", f"{rate:,.0f} records/s",
+                     f"{done:,} pre-loaded CDRs in committed Parquet on HDFS")
 
-            rate, done = bench_drain(settings, source, n, REPO_ROOT / "data" / "stream")
-            _row("detection drain (parallelism 1)", f"{rate:,.0f} records/s", f"{done:,} pre-loaded CDRs")
+            if "detection" in args.jobs:
+                rate, done = bench_drain(settings, source, n, REPO_ROOT / "data" / "stream")
+                _row("detection drain (parallelism 1)", f"{rate:,.0f} records/s", f"{done:,} pre-loaded CDRs")
+            if "latency" in args.jobs:
+                lat = bench_latency(settings, REPO_ROOT / "data" / "stream", args.latency_rate, 20_000, 2)
+                _row("alert latency p95 (detected_at − moment the stream passed window_end)", f"{lat['p95']:.1f} s",
+                     f"{lat['alerts']} alerts, steady {lat['rate']:,.0f} records/s ({lat['sent']:,} sent); "
+                     f"p50 {lat['p50']:.1f} s, max {lat['max']:.1f} s; goal p95 < 2 s")
     finally:
         _remove_bronze(settings)
         names = [t.name for t in declared_topics(settings)] + [BENCH_PREFIX + "kafka-python", BENCH_PREFIX + "java"]
+        names += [f"{BENCH_PREFIX}latency.{rt}" for rt in RECORD_TYPES]
         from confluent_kafka import KafkaException
 
         admin = admin_client(settings)  # kept referenced until the deletions complete
@@ -201,6 +284,19 @@ def main() -> None:
                 done.result()
             except KafkaException:  # a topic this run did not get as far as creating
                 pass
+
+
+def _create_extra_topics(settings, names: list[str]) -> None:
+    """The other producers' topics, configured like the CDR topics (brokers do not auto-create)."""
+    from confluent_kafka.admin import NewTopic
+
+    from streaming.topics import admin_client, declared_topics
+
+    spec = declared_topics(settings)[0]
+    admin = admin_client(settings)
+    for done in admin.create_topics([NewTopic(n, spec.partitions, spec.replication_factor, config=spec.config)
+                                     for n in names]).values():
+        done.result()
 
 
 def _remove_bronze(settings) -> None:

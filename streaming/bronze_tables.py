@@ -65,3 +65,23 @@ def row_counts(settings: Settings) -> dict[str, int]:
             cursor.execute(f"SELECT COUNT(*) FROM `{db}`.`{table}`")
             out[table] = cursor.fetchall()[0][0]
         return out
+
+
+def remove(settings: Settings) -> None:
+    """Drop the bronze tables and view (not their database: the batch layer's raw tables share it)
+    and delete the landed files (the raw zone's copy of the stream)."""
+    import getpass
+
+    import httpx
+    from pyhive import hive
+
+    db = settings.bronze.database
+    with hive.connect(settings.stack.bind_ip, settings.hive.thrift_port, username="cdr-bronze") as conn:
+        cursor = conn.cursor()
+        cursor.execute(f"DROP VIEW IF EXISTS `{db}`.`{ALL_CDR_VIEW}`")
+        for table in bronze_tables(settings):
+            cursor.execute(f"DROP TABLE IF EXISTS `{db}`.`{table}`")
+    path = settings.bronze_uri.removeprefix(settings.hdfs.uri)
+    response = httpx.delete(f"http://127.0.0.1:{settings.hdfs.namenode_http_port}/webhdfs/v1{path}",
+                            params={"op": "DELETE", "recursive": "true", "user.name": getpass.getuser()}, timeout=60)
+    response.raise_for_status()

@@ -234,15 +234,44 @@ def stream_stop(
         typer.echo(f"{name}: " + (f"stopped; savepoint {location}" if location else "stopped (not running, or cancelled)"))
 
 
+@stream_app.command("reset")
+def stream_reset(
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Start the speed layer from nothing: cancel its jobs, forget their savepoints, empty the
+    topics (deleted and re-created), the alerts and KPI tables, and delete the bronze landing."""
+    from cdr.settings import get_settings
+    from streaming import bronze_tables, jobs
+    from streaming.topics import apply_topics, delete_topics
+
+    settings = get_settings()
+    if not yes:
+        typer.confirm(f"Delete every message in the {settings.topics.prefix}* topics, the alerts and KPIs in "
+                      f"PostgreSQL and the bronze files under {settings.bronze_uri}?", abort=True)
+    for name in JOB_NAMES:
+        jobs.stop(settings, name, savepoint=False)
+    jobs.forget_savepoints(settings)
+    deleted = delete_topics(settings)
+    apply_topics(settings)
+    jobs.truncate_serving_tables(settings)
+    bronze_tables.remove(settings)
+    typer.echo(f"speed layer reset: jobs cancelled, {len(deleted)} topics emptied, "
+               f"{', '.join(jobs.SERVING_TABLES)} truncated, bronze landing deleted")
+
+
 @stream_app.command("tables")
 def stream_tables(
     counts: bool = typer.Option(True, help="Print each bronze table's row count."),
+    wait: float = typer.Option(0, help="First wait up to this many seconds for the bronze job to land everything produced so far."),
 ) -> None:
     """Register the bronze Hive tables (one per topic, view bronze_cdr) and pick up new date partitions."""
     from cdr.settings import get_settings
+    from streaming import jobs
     from streaming.bronze_tables import register, row_counts
 
     settings = get_settings()
+    if wait and not jobs.wait_caught_up(settings, "bronze", wait):
+        typer.echo(f"the bronze job has not caught up after {wait:.0f} s (or is not running): counts are partial")
     register(settings)
     typer.echo(f"bronze tables registered in {settings.bronze.database} over {settings.bronze_uri}")
     if counts:
@@ -257,7 +286,11 @@ def stream_status() -> None:
     from streaming import jobs
 
     settings = get_settings()
-    found = jobs.list_jobs(settings)
+    latest: dict = {}
+    for j in jobs.list_jobs(settings):  # the cluster remembers finished runs too: show each job's newest
+        if j.name not in latest or j.start_time_ms > latest[j.name].start_time_ms:
+            latest[j.name] = j
+    found = sorted(latest.values(), key=lambda j: j.name)
     if not found:
         typer.echo("no speed-layer job on the cluster (cdr stream start)")
     for j in found:

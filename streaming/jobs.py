@@ -67,6 +67,18 @@ def running(settings: Settings, job: str) -> JobState | None:
     return next((j for j in list_jobs(settings) if j.name == name and j.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")), None)
 
 
+SERVING_TABLES = ("alerts", "kpi_cell_minute", "kpi_service_minute")
+
+
+def truncate_serving_tables(settings: Settings) -> None:
+    import psycopg
+
+    apply_serving_schema(settings)
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(SERVING_TABLES)}")
+
+
 def apply_serving_schema(settings: Settings) -> None:
     import psycopg
 
@@ -184,6 +196,11 @@ def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float 
     raise CdrError(f"no savepoint after {timeout_s:.0f} s")
 
 
+def forget_savepoints(settings: Settings) -> None:
+    """The next start reads from the committed offsets (or the start), not from a savepoint."""
+    _state_file(settings).unlink(missing_ok=True)
+
+
 def _wait_gone(settings: Settings, job: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while running(settings, job) and time.monotonic() < deadline:
@@ -196,16 +213,53 @@ def _load_state(settings: Settings) -> dict:
 
 
 def job_metrics(settings: Settings, job_id: str) -> dict[str, float]:
-    """The parse UDF's own counters (records valid, dead-lettered), summed over its subtasks:
-    their sum is every message the job has read."""
+    """The job's own counters, summed over subtasks: records valid and dead-lettered (together,
+    every message the job has read) and alerts raised (over all scenarios)."""
     base = f"{_rest(settings)}/jobs/{job_id}"
     out: dict[str, float] = {}
     for v in httpx.get(base, timeout=5).json()["vertices"]:
         names = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", timeout=5).json()
-        wanted = [m["id"] for m in names if m["id"].endswith(("records_valid", "records_dead_lettered"))]
+        wanted = [m["id"] for m in names if m["id"].endswith(("records_valid", "records_dead_lettered", "alerts_raised"))]
         if wanted:
             vals = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", params={"get": ",".join(wanted)},
                              timeout=5).json()
             for m in vals:
                 out[m["id"].rsplit(".", 1)[-1]] = out.get(m["id"].rsplit(".", 1)[-1], 0) + m.get("sum", 0)
     return out
+
+
+def _sum_metric(settings: Settings, job_id: str, suffix: str) -> float | None:
+    base = f"{_rest(settings)}/jobs/{job_id}"
+    total, found = 0.0, False
+    for v in httpx.get(base, timeout=5).json()["vertices"]:
+        names = [m["id"] for m in httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", timeout=5).json()
+                 if m["id"].endswith(suffix)]
+        if names:
+            vals = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", params={"get": ",".join(names)},
+                             timeout=5).json()
+            total += sum(m.get("sum", 0) for m in vals)
+            found = True
+    return total if found else None
+
+
+def _last_checkpoint(settings: Settings, job_id: str) -> int:
+    latest = httpx.get(f"{_rest(settings)}/jobs/{job_id}/checkpoints", timeout=5).json()["latest"]["completed"]
+    return latest["id"] if latest else 0
+
+
+def wait_caught_up(settings: Settings, job: str, timeout_s: float) -> bool:
+    """Wait until ``job`` has read everything in its topics (its Kafka source reports no pending
+    records) and a checkpoint has completed since: for the bronze landing, every message produced
+    so far is then in a committed file. False on timeout (or if the job is not running)."""
+    deadline = time.monotonic() + timeout_s
+    current = running(settings, job)
+    while current and time.monotonic() < deadline:
+        if _sum_metric(settings, current.job_id, "pendingRecords") == 0:
+            seen = _last_checkpoint(settings, current.job_id)
+            while time.monotonic() < deadline:
+                if _last_checkpoint(settings, current.job_id) > seen:
+                    return True
+                time.sleep(1)
+            return False
+        time.sleep(2)
+    return False

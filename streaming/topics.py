@@ -86,6 +86,24 @@ def apply_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
     return result
 
 
+def delete_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+    """Delete the declared topics that exist and wait until the cluster no longer lists them
+    (deletion is asynchronous: creating a topic of the same name before it is gone fails)."""
+    import time
+
+    admin = admin_client(settings)
+    names = [t.name for t in declared_topics(settings) if t.name in admin.list_topics(timeout=timeout_s).topics]
+    if names:
+        for done in admin.delete_topics(names, operation_timeout=timeout_s).values():
+            done.result()
+    deadline = time.monotonic() + timeout_s
+    while set(names) & set(admin.list_topics(timeout=timeout_s).topics):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics still listed {timeout_s:.0f} s after their deletion: {names}")
+        time.sleep(0.5)
+    return names
+
+
 @dataclass(frozen=True)
 class TopicState:
     name: str

@@ -62,6 +62,9 @@ class Kafka(Service):
             "transaction.state.log.min.isr": min_isr,
             "share.coordinator.state.topic.replication.factor": rf,
             "share.coordinator.state.topic.min.isr": min_isr,
+            # Topics are declared (cdr topics apply); a client naming an unknown topic must fail,
+            # not create it with one partition (as the container stack's brokers are configured).
+            "auto.create.topics.enable": "false",
             # Consumers of a fresh group start at once instead of waiting 3 s for more members.
             "group.initial.rebalance.delay.ms": 0,
             # `cdr stack down` stops all brokers together; a controlled shutdown needs a controller

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyflink.table import EnvironmentSettings, TableEnvironment
+from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 from pyflink.table.udf import udf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -21,21 +21,24 @@ JOB_NAME = "cdr-detection"
 def build(t_env: TableEnvironment, key: bytes, cells: str, group_id: str) -> None:
     from cdr.settings import get_settings
     from streaming.flink import ddl
-    from streaming.flink.rules import detect, kpis_per_cell, kpis_per_service
+    from streaming.flink.rules import ALERT_COLUMNS, detect, kpis_per_cell, kpis_per_service
     from streaming.flink.schema import EVENT_NAMES, PARSED_ROW
-    from streaming.flink.udfs import ParseMessage
+    from streaming.flink.udfs import CountAlert, ParseMessage
 
     settings = get_settings()
     for statement in (ddl.kafka_source(settings, group_id), ddl.dead_letter_sink(settings), ddl.alerts_sink(settings),
                       ddl.kpi_cell_sink(settings), ddl.kpi_service_sink(settings)):
         t_env.execute_sql(statement)
     t_env.create_temporary_function("parse_message", udf(ParseMessage(key, cells), result_type=PARSED_ROW))
+    t_env.create_temporary_function("count_alert", udf(CountAlert(), result_type=DataTypes.STRING()))
     t_env.create_temporary_view("parsed", t_env.sql_query(
         "SELECT topic, `partition`, `offset`, payload, event_time, parse_message(payload) AS p FROM cdr_messages"))
     events = t_env.sql_query(
         "SELECT event_time, " + ", ".join(f"p.{n} AS {n}" for n in EVENT_NAMES) + " FROM parsed WHERE p.ok")
     statements = t_env.create_statement_set()
-    statements.add_insert("alerts_sink", detect(t_env, events))
+    t_env.create_temporary_view("alerts_found", detect(t_env, events))
+    statements.add_insert("alerts_sink", t_env.sql_query(
+        "SELECT count_alert(alert_id, scenario) AS alert_id, " + ", ".join(ALERT_COLUMNS[1:]) + " FROM alerts_found"))
     statements.add_insert("kpi_cell_sink", kpis_per_cell(t_env, events))
     statements.add_insert("kpi_service_sink", kpis_per_service(t_env, events))
     statements.add_insert("dead_letter", t_env.sql_query(
@@ -68,9 +71,12 @@ def main(argv: list[str]) -> None:
     key = key_file.read_bytes()
     key_file.unlink(missing_ok=True)
 
+    from cdr.settings import get_settings
+
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
     for k, v in {
+        "python.execution-mode": get_settings().flink.python_execution_mode,
         "pipeline.name": JOB_NAME,
         "parallelism.default": str(args.parallelism),
         "table.local-time-zone": "UTC",

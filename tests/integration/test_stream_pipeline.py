@@ -176,6 +176,16 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
     report = {s.scenario: (s.labels, s.detections, round(s.precision, 2), s.recall) for s in scores}
     assert all(s.recall >= 0.9 and s.precision >= 0.9 for s in scores), report
 
+    # The job counts what it raises: its alerts counter matches the alerts it wrote to PostgreSQL.
+    deadline = time.monotonic() + 90
+    while True:
+        raised = jobs.job_metrics(stream_env, jobs.running(stream_env, "detection").job_id).get("alerts_raised")
+        written = len(read_alerts(stream_env, since=started))
+        if raised == written or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert raised == written > 0
+
 
 def _alerts_of_day(settings, day: dt.date) -> dict[str, tuple]:
     import psycopg
