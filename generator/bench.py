@@ -3,7 +3,9 @@
 Both sides run in this process, one after the other, on the same number of rows with the
 same schemas, part sizes and writer settings: (1) the generator writes a complete labelled
 dataset; (2) pyarrow writes tables of random values with the same schemas (values prepared
-beforehand, only the writes are timed). The ratio says how close generation is to the cost
+beforehand, only the writes are timed). Both go through ``writers.write_table``; its dictionary
+page limit fits the Arrow dictionaries a table brings, and the random tables bring none, so they
+keep pyarrow's default limit, their fastest setting. The ratio says how close generation is to the cost
 of merely writing the rows. Arrow's thread pools are limited to one thread and the Makefile
 pins the process to one core, so the figures are per core. Rates are given per second of
 wall-clock time and per second of CPU time of this process: on a machine busy with other work

@@ -67,55 +67,68 @@ def inject(table: pa.Table, record_type: str, rate: float, file_format: str,
     def values(name: str, sel: np.ndarray) -> list:
         return table.column(name).take(pa.array(sel)).to_pylist()
 
+    # Edits are collected per column and applied once each (rows of different codes are disjoint).
+    edits: dict[str, list[tuple[np.ndarray, pa.Array | list]]] = {}
+
+    def edit(name: str, sel: np.ndarray, new: pa.Array | list) -> None:
+        edits.setdefault(name, []).append((sel, new))
+
     sel = rows_of("missing_field")
     which = rng.integers(0, len(MISSABLE), len(sel))
     for i, name in enumerate(MISSABLE):
         if (which == i).any():
-            table = replace_rows(table, name, sel[which == i], [None] * int((which == i).sum()))
+            edit(name, sel[which == i], [None] * int((which == i).sum()))
 
     sel = rows_of("malformed_msisdn")
     if len(sel):
-        edits = (lambda v: v + "7", lambda v: "0" + v[3:], lambda v: v[:5] + "O" + v[6:])  # too long, national, letter O
-        new = [edits[i](v) for v, i in zip(values("served_msisdn", sel), rng.integers(0, len(edits), len(sel)))]
-        table = replace_rows(table, "served_msisdn", sel, new)
+        edits_ = (lambda v: v + "7", lambda v: "0" + v[3:], lambda v: v[:5] + "O" + v[6:])  # too long, national, letter O
+        edit("served_msisdn", sel, [edits_[i](v) for v, i in zip(values("served_msisdn", sel),
+                                                                 rng.integers(0, len(edits_), len(sel)))])
 
     sel = rows_of("invalid_imei")
     if len(sel):
-        new = [v[:14] + str((int(v[14]) + int(r)) % 10) for v, r in zip(values("served_imei", sel), rng.integers(1, 10, len(sel)))]
-        table = replace_rows(table, "served_imei", sel, new)
+        edit("served_imei", sel, [v[:14] + str((int(v[14]) + int(r)) % 10)
+                                  for v, r in zip(values("served_imei", sel), rng.integers(1, 10, len(sel)))])
 
     ts_type = pa.timestamp("us", tz="UTC")
     sel = rows_of("timestamp_future")
     if len(sel):
         ts = np.asarray(table.column("start_time").take(pa.array(sel)).cast(pa.int64()).fill_null(0))
-        table = replace_rows(table, "start_time", sel, pa.array(ts + FUTURE_SHIFT_US, ts_type))
+        edit("start_time", sel, pa.array(ts + FUTURE_SHIFT_US, ts_type))
     sel = rows_of("timestamp_past")
     if len(sel):
         past = FAR_PAST_US + rng.integers(0, 3650 * US_PER_DAY, len(sel))
-        table = replace_rows(table, "start_time", sel, pa.array(past, ts_type))
+        edit("start_time", sel, pa.array(past, ts_type))
 
     sel = rows_of("unknown_cell")
     if len(sel):
         # Site numbers at or above 90000 are never assigned; '99' in their place makes an unknown cell.
-        new = [v[:6] + "99" + v[8:] for v in values("cell_id", sel)]
-        table = replace_rows(table, "cell_id", sel, new)
-        table = replace_rows(table, "roaming", sel, [False] * len(sel))
-        table = replace_rows(table, "visited_plmn", sel, [None] * len(sel))
+        edit("cell_id", sel, [v[:6] + "99" + v[8:] for v in values("cell_id", sel)])
+        edit("roaming", sel, [False] * len(sel))
+        edit("visited_plmn", sel, [None] * len(sel))
 
     if record_type in DURATION_TYPES:
         sel = rows_of("negative_duration")
         if len(sel):
-            table = replace_rows(table, "duration_s", sel, (-rng.integers(1, 3600, len(sel))).tolist())
+            edit("duration_s", sel, (-rng.integers(1, 3600, len(sel))).tolist())
         sel = rows_of("duration_over_24h")
         if len(sel):
-            table = replace_rows(table, "duration_s", sel, rng.integers(86_401, 400_000, len(sel)).tolist())
+            edit("duration_s", sel, rng.integers(86_401, 400_000, len(sel)).tolist())
     if record_type == "data":
         sel = rows_of("negative_bytes")
         which = rng.integers(0, 2, len(sel))
         for i, name in enumerate(("bytes_uplink", "bytes_downlink")):
             part = sel[which == i]
             if len(part):
-                table = replace_rows(table, name, part, [-(v or 0) - 1 for v in values(name, part)])
+                edit(name, part, [-(v or 0) - 1 for v in values(name, part)])
+
+    for name, changes in edits.items():
+        field_type = table.schema.field(name).type
+        value_type = field_type.value_type if pa.types.is_dictionary(field_type) else field_type
+        sel = np.concatenate([c[0] for c in changes])
+        new = pa.concat_arrays([c[1] if isinstance(c[1], pa.Array) else pa.array(c[1], value_type)
+                                for c in changes]) if len(changes) > 1 else changes[0][1]
+        table = replace_rows(table, name, sel, new)
 
     duplicated = rows_of("duplicate")
     if len(duplicated):

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cdr.contract import ACCESS_TECHNOLOGIES, CALL_RESULTS, RECORD_TYPES, arrow_schema
 from cdr.identifiers import digits_matrix
 from generator.arrow_util import DICT_TYPE, categorical, constant_prefix, encoded, fixed_width_strings, join_fixed_width
 from generator.calendar import minute_intensity
 from generator.population import LINE_TYPES, TECH, Population, _pick
-from generator.sampling import GuideTableSampler
+from generator.sampling import GuideTableSampler, bucket
 
 US_PER_MIN = 60_000_000
 US_PER_DAY = 86_400_000_000
@@ -30,6 +31,7 @@ ROAMING_CELL = -1
 # The six low digits of every sequence number, as ASCII: record ids gather rows of this table
 # instead of dividing by ten six times per record.
 LOW_DIGITS = digits_matrix(np.arange(1_000_000), 6)
+DIRECTIONS = ("MO", "MT")
 ABROAD_CELLS = 200  # distinct cells a roaming subscriber may be seen on, per visited network
 
 
@@ -65,15 +67,25 @@ class Engine:
         self.samplers = {rt: GuideTableSampler(r) for rt, r in self.rate.items() if r.sum() > 0}
         self.result_p = np.array([tr["call_results"][r] for r in CALL_RESULTS])
         self.msisdn = population.msisdn
-        # Dictionaries must hold no nulls (Parquet cannot write them); validity lives in the indices.
-        self.imsi = population.imsi.fill_null("")
-        self.imei = population.imei.fill_null("")
+        # Dictionaries must hold no nulls and no duplicates (else Parquet decodes the column and
+        # writes it plain): IMSIs and IMEIs of mobile lines only, ``handset[sub]`` is the position
+        # of a subscriber's in them; validity (mobile lines) lives in the indices.
+        mobile = population.mobile
+        self.imsi = population.imsi.filter(pa.array(mobile))
+        self.imei = population.imei.filter(pa.array(mobile))
+        self.handset = np.zeros(population.size, dtype=np.int32)
+        self.handset[mobile] = np.arange(int(mobile.sum()), dtype=np.int32)
         self.cells = population.cells
         self.cell_ids = population.cells.table["cell_id"].combine_chunks()
         self.contact_cum = np.cumsum(1.0 / np.arange(1, population.contacts.shape[1] + 1) ** 0.8)
         self.intl_prefixes = list(tr["international_prefixes"])
         self.visited = list(tr["visited_plmns"])
-        self.home_and_abroad_cells = pa.concat_arrays([self.cell_ids, self._abroad_cells()])
+        # Site numbers abroad are drawn at random and may repeat: the dictionary keeps each cell
+        # id once and ``abroad_slot`` maps the drawn slots to it (a repeated id is drawn twice as often).
+        abroad = self._abroad_cells()
+        unique = pc.unique(abroad)
+        self.abroad_slot = len(self.cell_ids) + np.asarray(pc.index_in(abroad, value_set=unique), dtype=np.int32)
+        self.home_and_abroad_cells = pa.concat_arrays([self.cell_ids, unique])
 
     def _abroad_cells(self) -> pa.Array:
         """ABROAD_CELLS cell ids per visited network, built once: `PLMN-site-sector`."""
@@ -136,16 +148,15 @@ class Engine:
         roaming = ev.cell == ROAMING_CELL
         cols: dict[str, pa.Array | np.ndarray] = {}
         letter = TYPE_LETTER[record_type]
-        seq = seq_start + np.arange(n)
-        cols["record_id"] = fixed_width_strings(join_fixed_width([
-            constant_prefix(f"{letter}{day:%Y%m%d}", n), digits_matrix(seq // 1_000_000, 4), LOW_DIGITS[seq % 1_000_000]]))
+        cols["record_id"] = fixed_width_strings(record_ids(f"{letter}{day:%Y%m%d}", seq_start, n))
         cols["record_type"] = categorical(np.zeros(n, np.int32), [record_type])
         cols["start_time"] = pa.array(ev.t, pa.timestamp("us", tz="UTC"))
         mobile = pop.mobile[ev.sub]
         cols["served_msisdn"] = encoded(ev.sub, self.msisdn)
-        cols["served_imsi"] = encoded(ev.sub, self.imsi, mobile)
+        handset = self.handset[ev.sub]
+        cols["served_imsi"] = encoded(handset, self.imsi, mobile)
         imei_owner = o.get("imei_owner")
-        cols["served_imei"] = encoded(imei_owner if imei_owner is not None else ev.sub, self.imei, mobile)
+        cols["served_imei"] = encoded(self.handset[imei_owner] if imei_owner is not None else handset, self.imei, mobile)
         visited = rng.integers(0, len(self.visited), n)
         cols["cell_id"] = self._cell_ids(ev.cell, roaming, visited, rng)
         tech = self._access_tech(record_type, ev, roaming, rng)
@@ -165,7 +176,7 @@ class Engine:
             return encoded(cell, self.cell_ids)
         idx = cell.copy()
         k = int(roaming.sum())
-        idx[roaming] = len(self.cell_ids) + visited[roaming] * ABROAD_CELLS + rng.integers(0, ABROAD_CELLS, k)
+        idx[roaming] = self.abroad_slot[visited[roaming] * ABROAD_CELLS + rng.integers(0, ABROAD_CELLS, k)]
         return encoded(idx, self.home_and_abroad_cells)
 
     def _access_tech(self, record_type, ev: Events, roaming, rng) -> np.ndarray:
@@ -184,7 +195,7 @@ class Engine:
         """Mostly a contact of the subscriber (Zipf over the contact list), else anyone, some abroad."""
         n = len(sub)
         tr = self.profile.traffic
-        rank = np.searchsorted(self.contact_cum, rng.random(n) * self.contact_cum[-1], side="right")
+        rank = bucket(self.contact_cum, rng.random(n) * self.contact_cum[-1])
         callee = self.pop.contacts[sub, rank]
         anyone = rng.random(n) > tr["contact_share"]
         callee[anyone] = rng.integers(0, self.pop.size, int(anyone.sum()))
@@ -192,8 +203,10 @@ class Engine:
         if not abroad.any():
             return encoded(callee, self.msisdn)
         k = int(abroad.sum())
-        callee[abroad] = self.pop.size + np.arange(k)
-        return encoded(callee, pa.concat_arrays([self.msisdn, self.international_numbers(rng, k)]))
+        numbers = self.international_numbers(rng, k)
+        unique = pc.unique(numbers)  # random numbers may repeat; a dictionary must not
+        callee[abroad] = self.pop.size + np.asarray(pc.index_in(numbers, value_set=unique), dtype=np.int32)
+        return encoded(callee, pa.concat_arrays([self.msisdn, unique]))
 
     def international_numbers(self, rng, k: int, prefixes: list[str] | None = None) -> pa.Array:
         prefixes = prefixes or self.intl_prefixes
@@ -218,7 +231,7 @@ class Engine:
         n = len(ev)
         tr = self.profile.traffic
         cols["other_party"] = self.other_party(ev.sub, rng)
-        cols["direction"] = categorical(self._direction(n, rng), ["MO", "MT"])
+        cols["direction"] = categorical(self._direction(n, rng), DIRECTIONS)
         result = _pick(rng, self.result_p, n)
         if "call_result_code" in ev.overrides:
             result = ev.overrides["call_result_code"]
@@ -233,7 +246,7 @@ class Engine:
     def _sms(self, cols, ev: Events, rng, tech) -> None:
         n = len(ev)
         cols["other_party"] = self.other_party(ev.sub, rng)
-        cols["direction"] = categorical(self._direction(n, rng), ["MO", "MT"])
+        cols["direction"] = categorical(self._direction(n, rng), DIRECTIONS)
         cols["sms_status"] = categorical((rng.random(n) < 0.015).astype(np.int32), ["delivered", "failed"])
         length = np.minimum(rng.geometric(1 / 45, n), 160)
         long = rng.random(n) < 0.04
@@ -257,7 +270,7 @@ class Engine:
     def _voip(self, cols, ev: Events, rng, tech) -> None:
         n = len(ev)
         cols["other_party"] = self.other_party(ev.sub, rng)
-        cols["direction"] = categorical(self._direction(n, rng), ["MO", "MT"])
+        cols["direction"] = categorical(self._direction(n, rng), DIRECTIONS)
         answered = rng.random(n) > 0.09
         talk = rng.lognormal(np.log(150), 1.1, n)
         cols["duration_s"] = np.where(answered, np.clip(np.round(talk), 1, 4 * 3600), 0).astype(np.int32)
@@ -278,6 +291,25 @@ class Engine:
         cols["duration_s"] = np.where(status == 200, np.clip(np.round(talk), 0, 4 * 3600), 0).astype(np.int32)
         cols["ims_service"] = categorical(service, ["volte", "vowifi", "video", "rcs"])
         cols["sip_status"] = status.astype(np.int32)
+
+
+def record_ids(prefix: str, seq_start: int, n: int) -> np.ndarray:
+    """ASCII matrix of ``prefix`` + 10-digit sequence numbers ``seq_start .. seq_start + n - 1``.
+
+    The numbers are consecutive, so the matrix is filled by block copies: per million, the
+    four high digits are one constant and the six low ones a slice of LOW_DIGITS.
+    """
+    width = len(prefix)
+    out = np.empty((n, width + 10), dtype=np.uint8)
+    out[:, :width] = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
+    row, seq, end = 0, seq_start, seq_start + n
+    while seq < end:  # one step per million records
+        high, low = divmod(seq, 1_000_000)
+        take = min(end - seq, 1_000_000 - low)
+        out[row:row + take, width:width + 4] = digits_matrix(np.array([high]), 4)
+        out[row:row + take, width + 4:] = LOW_DIGITS[low:low + take]
+        row, seq = row + take, seq + take
+    return out
 
 
 def _type_key(record_type: str) -> int:

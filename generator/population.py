@@ -17,6 +17,7 @@ from cdr.contract import ACCESS_TECHNOLOGIES, CELLS, SUBSCRIBERS, arrow_schema
 from cdr.identifiers import digits_matrix, luhn_digits
 from cdr.profile import Profile
 from generator.arrow_util import fixed_width_strings, join_fixed_width
+from generator.sampling import bucket
 
 # Access technology codes: positions in the contract's ACCESS_TECHNOLOGIES.
 TECH = {name: i for i, name in enumerate(ACCESS_TECHNOLOGIES)}
@@ -77,7 +78,7 @@ def _unique_draw(rng: np.random.Generator, high: int, size: int) -> np.ndarray:
 
 def _pick(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
     cum = np.cumsum(weights, dtype=np.float64)
-    return np.searchsorted(cum, rng.random(size) * cum[-1], side="right").astype(np.int32)
+    return bucket(cum, rng.random(size) * cum[-1])
 
 
 def build_cells(profile: Profile, n_mobile: int, n_fixed_by_line: dict[str, int], rng) -> Cells:

@@ -29,3 +29,15 @@ class GuideTableSampler:
             if not step.any():
                 return i.astype(np.int32)
             i += step
+
+
+def bucket(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(cum, x, side="right")`` as int32: for the short tables of categorical
+    choices (a few to a few dozen entries) counting the thresholds below each value, one
+    vectorised pass per entry, is 2-4x faster than a binary search per value."""
+    if len(cum) > 32:
+        return np.searchsorted(cum, x, side="right").astype(np.int32)
+    out = np.zeros(len(x), dtype=np.int32)
+    for c in cum:
+        out += x >= c
+    return out

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from cdr.contract import CALL_RESULTS, SCENARIO_ENTITY, SCENARIOS
 from cdr.geo import haversine_km
-from generator.arrow_util import replace_rows
-from generator.engine import US_PER_MIN, Engine, Events, day_start_us
+from generator.arrow_util import categorical, encoded, replace_rows, repoint_rows
+from generator.engine import DIRECTIONS, US_PER_MIN, Engine, Events, day_start_us
 from generator.population import TECH
 
 # Window lengths in minutes (min, max) per scenario.
@@ -158,10 +158,10 @@ def extra_events(engine: Engine, sc: Scenario, record_type: str, rng: np.random.
         # many distinct numbers from one place, and nobody calls the SIM back.
         k = int(span / H * rng.uniform(45, 70))
         line = sc.subs["line"]
-        callee = pa.array(rng.integers(0, pop.size, k))
+        callee = rng.integers(0, pop.size, k)
         result = np.where(rng.random(k) < 0.75, ANSWERED, np.where(rng.random(k) < 0.7, NO_ANSWER, FAILED))
         ev = Events(np.full(k, line, np.int32), times(k), np.full(k, pop.home_cell[line], np.int32))
-        ev.overrides = {"other_party": engine.msisdn.take(callee), "direction": _const("MO", k),
+        ev.overrides = {"other_party": encoded(callee, engine.msisdn), "direction": _direction(np.zeros(k, np.int32)),
                         "call_result_code": result}
         return ev
     if sc.kind == "traffic_surge" and record_type in ("voice", "sms", "data"):
@@ -206,16 +206,17 @@ def extra_events(engine: Engine, sc: Scenario, record_type: str, rng: np.random.
         result = np.concatenate([np.full(k, NO_ANSWER), np.full(back, ANSWERED)])
         ev = Events(subs, t, engine.mobility(subs, rng))
         ev.overrides = {
-            "other_party": pa.array([sc.number] * (k + back), pa.string()),
-            "direction": pa.array(["MT"] * k + ["MO"] * back, pa.string()),
+            "other_party": encoded(np.zeros(k + back, np.int32), pa.array([sc.number], pa.string())),
+            "direction": _direction(np.concatenate([np.ones(k, np.int32), np.zeros(back, np.int32)])),
             "call_result_code": result,
         }
         return ev
     return None
 
 
-def _const(value: str, k: int) -> pa.Array:
-    return pa.array([value], pa.string()).take(pa.array(np.zeros(k, np.int32)))
+def _direction(codes: np.ndarray) -> pa.Array:
+    """Directions with the engine's dictionary (0 MO, 1 MT), so that parts keep one dictionary."""
+    return categorical(codes, DIRECTIONS)
 
 
 # --- alterations of baseline records ---------------------------------------------------------
@@ -242,6 +243,6 @@ def alter(engine: Engine, sc: Scenario, record_type: str, ev: Events, table: pa.
     if sc.kind == "imei_cloning":
         hit = np.flatnonzero((ev.sub == sc.subs["clone"]) & (ev.t >= sc.start_us) & (ev.t < sc.end_us))
         if len(hit):
-            owner_imei = engine.pop.imei[sc.subs["owner"]].as_py()
-            table = replace_rows(table, "served_imei", hit, [owner_imei] * len(hit))
+            # The served IMEI dictionary holds the population's IMEIs: point at the owner's.
+            table = repoint_rows(table, "served_imei", hit, int(engine.handset[sc.subs["owner"]]))
     return table, None

@@ -270,3 +270,54 @@ def test_parts_respect_chunk_rows(tmp_path):
     assert len(parts) > 3
     # Every part but the last holds at most chunk_rows baseline records (+ their duplicated defects).
     assert max(sizes[:-1]) <= 5000 * 1.05
+
+
+def test_record_ids_are_consecutive_across_a_million():
+    from cdr.identifiers import digits_matrix
+    from generator.engine import record_ids
+
+    start, n = 1_999_990, 25
+    got = [bytes(row).decode() for row in record_ids("V20251231", start, n)]
+    seq = np.arange(start, start + n)
+    want = ["V20251231" + "".join(map(chr, d)) for d in digits_matrix(seq, 10)]
+    assert got == want
+
+
+def test_parts_merge_their_dictionaries_without_changing_values():
+    from generator.arrow_util import DICT_TYPE, encoded, single_dictionaries
+
+    base = pa.array(["a", "b", "c"])
+    chunks = [
+        encoded(np.array([0, 3, 1]), pa.array(["a", "b", "c", "x"])),  # base + a defect value
+        encoded(np.array([2, 3, 0]), pa.array(["a", "b", "c", "y"]), np.array([True, False, True])),
+        encoded(np.array([1, 2]), base),
+        encoded(np.array([1, 0]), pa.array(["MO", "a"])),  # no common prefix
+    ]
+    table = pa.table({"c": pa.chunked_array(chunks, DICT_TYPE)})
+    merged = single_dictionaries(table).column("c")
+    dictionary = merged.chunks[0].dictionary
+    assert all(c.dictionary.equals(dictionary) for c in merged.chunks)
+    assert len(pc.unique(dictionary)) == len(dictionary)
+    assert merged.cast(pa.string()).to_pylist() == table.column("c").cast(pa.string()).to_pylist()
+
+
+def test_parquet_keeps_every_dictionary_column_dictionary_encoded(dataset_dir):
+    """Identifiers, cells and categories are written as dictionary pages + indices, never
+    decoded and rewritten plain (which happens when a part's chunks disagree on a dictionary,
+    a dictionary repeats a value or exceeds the dictionary page limit); numbers are delta-packed."""
+    import pyarrow.parquet as pq
+
+    from generator.engine import generated_schema
+
+    for record_type in RECORD_TYPES:
+        wanted = {f.name for f in generated_schema(record_type) if pa.types.is_dictionary(f.type)}
+        delta = {f.name for f in generated_schema(record_type) if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)}
+        for part in (dataset_dir["parquet"] / "cdr" / f"record_type={record_type}").rglob("*.parquet"):
+            meta = pq.ParquetFile(part).metadata
+            for g in range(meta.num_row_groups):
+                for i in range(meta.num_columns):
+                    column = meta.row_group(g).column(i)
+                    if column.path_in_schema in wanted:
+                        assert "RLE_DICTIONARY" in column.encodings, (part, column.path_in_schema)
+                    if column.path_in_schema in delta:  # integers and times: bit-packed differences
+                        assert "DELTA_BINARY_PACKED" in column.encodings, (part, column.path_in_schema)
