@@ -106,6 +106,14 @@ demo: up-local ## Start the stack, generate a labelled dataset, run the batch, s
 	$(CDR) stream status
 	$(CDR) stream tables --wait 300
 
+# The token goes through the environment (JupyterLab reads JUPYTER_TOKEN), never the command line.
+.PHONY: lab
+lab: $(CORE)/.installed ## Start JupyterLab on 127.0.0.1:8888 in notebooks/ (token: JUPYTER_TOKEN, else a generated one)
+	@export JUPYTER_TOKEN="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(24))')}"; \
+	  echo "JupyterLab: http://127.0.0.1:8888/lab?token=$$JUPYTER_TOKEN"; \
+	  exec $(CORE)/bin/jupyter lab --ip=127.0.0.1 --port=8888 --no-browser --ServerApp.root_dir=notebooks \
+	    $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 # --- quality ------------------------------------------------------------------------------------
 
 .PHONY: test

@@ -150,3 +150,44 @@ def test_rerunning_a_day_leaves_the_same_rows(local_stack, run):
     for step in ("validate", "facts", "anomalies"):
         _cdr("batch", "run", "--date", day, "--step", step, "--dev-key", "--root", run["root"], "--db-prefix", PREFIX)
     assert snapshot() == before
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def _execute_notebook(name: str, **env: str) -> dict:
+    """Runs notebooks/<name> top to bottom in a fresh python3 kernel of this virtualenv, its working
+    directory notebooks/ as in JupyterLab; fails on the first cell that raises. Returns the code
+    cells by tag."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=600, startup_timeout=120,
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute(env=dict(os.environ, **env))
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    return {tag: cell for cell in nb.cells if cell.cell_type == "code" for tag in cell.metadata.get("tags", [])}
+
+
+def _printed(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def _figures(cell) -> int:
+    return sum("image/png" in o.get("data", {}) for o in cell.outputs)
+
+
+@pytest.mark.usefixtures("spark")  # its teardown drops the it_ databases, also when this test runs alone
+def test_warehouse_notebook_runs_against_the_prefixed_databases(run):
+    import re
+
+    cells = _execute_notebook("01_warehouse_eda.ipynb", CDR_DB_PREFIX=PREFIX)
+    assert f"warehouse: {PREFIX}cdr_dw via " in _printed(cells["setup"])
+    assert f"days: {DAYS} rows" in _printed(cells["days"])  # this run's days, not the demo's
+    for tag in ("diurnal", "service-mix", "call-results", "drop-rate", "data-technology", "revenue", "anomalies"):
+        printed = _printed(cells[tag])
+        counts = [int(n) for n in re.findall(r": (\d+) rows$", printed, re.M)]
+        assert counts and all(n > 0 for n in counts), (tag, printed)
+        assert _figures(cells[tag]) == 1, (tag, printed)
+    tables = [o["data"].get("text/plain", "") for o in cells["revenue"].outputs if o.output_type == "display_data"]
+    assert any(START.strftime("%Y-%m") in t for t in tables)  # the invoice month of this run

@@ -243,3 +243,27 @@ def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_aler
         else:
             state_file.write_text(saved_state)
         jobs.stop(stream_env, "detection", savepoint=False)
+
+
+def test_speed_layer_notebook_reports_the_alerts(local_stack):
+    """notebooks/02_speed_layer.ipynb, executed as JupyterLab runs it, reads the alerts the detection
+    test above wrote (the table is shared: it reports at least those)."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    written = _alerts_of_day(local_stack.settings, dt.date(2025, 12, 29))
+    if not written:
+        pytest.skip("no alerts of this module's stream day: the detection test did not run before this one")
+    folder = Path(__file__).resolve().parents[2] / "notebooks"
+    nb = nbformat.read(folder / "02_speed_layer.ipynb", as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=600, startup_timeout=120,
+                   resources={"metadata": {"path": str(folder)}}).execute()  # raises on a failing cell
+    cells = {tag: c for c in nb.cells if c.cell_type == "code" for tag in c.metadata.get("tags", [])}
+    printed = "".join(o.get("text", "") for o in cells["alerts"].outputs if o.output_type == "stream")
+    reported = re.search(r"^alerts: (\d+)$", printed, re.M)
+    assert reported and int(reported.group(1)) >= len(written) > 0, printed
+    for tag in ("alerts", "timeline"):
+        assert any("image/png" in o.get("data", {}) for o in cells[tag].outputs), tag
