@@ -88,7 +88,6 @@ class FlinkSettings(BaseModel):
     taskmanager_slots: int
     jobmanager_metrics_port: int
     taskmanager_metrics_port: int
-    python_execution_mode: Literal["process", "thread"] = "process"
 
     @property
     def venv_dir(self) -> Path:

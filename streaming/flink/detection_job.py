@@ -71,12 +71,9 @@ def main(argv: list[str]) -> None:
     key = key_file.read_bytes()
     key_file.unlink(missing_ok=True)
 
-    from cdr.settings import get_settings
-
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
     for k, v in {
-        "python.execution-mode": get_settings().flink.python_execution_mode,
         "pipeline.name": JOB_NAME,
         "parallelism.default": str(args.parallelism),
         "table.local-time-zone": "UTC",

@@ -208,3 +208,43 @@ def test_the_batch_layer_validates_the_bronze_landing_like_operator_files(bronze
         requests.delete(f"http://127.0.0.1:{bronze_env.hdfs.namenode_http_port}/webhdfs/v1"
                         f"{root.removeprefix(bronze_env.hdfs.uri)}",
                         params={"op": "DELETE", "recursive": "true", "user.name": getpass.getuser()}, timeout=30)
+
+
+def test_reset_pieces_empty_the_topics_and_remove_the_bronze_landing(bronze_env, local_stack):
+    """What `cdr stream reset` does to topics and bronze (its PostgreSQL truncation is not run
+    here: the serving tables are shared with whatever else runs on the stack)."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    from streaming import jobs
+    from streaming.bronze_tables import register, remove
+    from streaming.topics import apply_topics, declared_topics, delete_topics
+
+    jobs.stop(bronze_env, "bronze", savepoint=False)
+    names = [t.name for t in declared_topics(bronze_env)]
+    assert sorted(delete_topics(bronze_env)) == sorted(names)
+    assert set(apply_topics(bronze_env).values()) == {"created"}
+    consumer = Consumer({"bootstrap.servers": bronze_env.kafka.bootstrap, "group.id": "itb-reset"})
+
+    def end_offset(tp: TopicPartition) -> int:
+        deadline = time.monotonic() + 30
+        while True:  # a partition just created answers "not leader" until its leader is elected
+            try:
+                return consumer.get_watermark_offsets(tp, timeout=10)[1]
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    ends = [end_offset(TopicPartition(n, p)) for n in names for p in range(bronze_env.topics.partitions)]
+    consumer.close()
+    assert ends == [0] * len(names) * bronze_env.topics.partitions
+
+    register(bronze_env)  # the tables exist (also when this test runs alone) ...
+    db = bronze_env.bronze.database
+    assert len(query(local_stack, f"SHOW TABLES IN `{db}`")) == len(RECORD_TYPES) + 2  # + subscribers, view
+    remove(bronze_env)  # ... and are gone
+    assert [t for (_, t, *_) in query(local_stack, f"SHOW TABLES IN `{db}`")] == []
+    status = requests.get(f"http://127.0.0.1:{bronze_env.hdfs.namenode_http_port}/webhdfs/v1"
+                          f"{bronze_env.bronze_uri.removeprefix(bronze_env.hdfs.uri)}",
+                          params={"op": "GETFILESTATUS"}, timeout=10)
+    assert status.status_code == 404
