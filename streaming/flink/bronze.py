@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from cdr.contract import RECORD_TYPES, SUBSCRIBERS, FieldType, RecordType
 from cdr.settings import Settings
+from streaming.flink.ddl import quote, raw_kafka_table, timestamp_from_json
 
 # Kafka metadata and lineage columns, before the contract's fields, in every bronze table.
 METADATA_COLUMNS = [
@@ -37,10 +38,6 @@ _BRONZE_TYPES = {
 }
 
 
-def _quote(value: str) -> str:
-    return value.replace("'", "''")
-
-
 def bronze_tables(settings: Settings) -> dict[str, tuple[str, RecordType, str]]:
     """Bronze table name -> (topic, record type, folder URI)."""
     root = settings.bronze_uri
@@ -50,42 +47,18 @@ def bronze_tables(settings: Settings) -> dict[str, tuple[str, RecordType, str]]:
     return tables
 
 
-def timestamp_from_json(payload: str, field: str) -> str:
-    """An ISO-8601 UTC string (``2025-12-28T10:00:00.123456Z``) as TIMESTAMP(6); NULL if unreadable."""
-    return f"TRY_CAST(REPLACE(REPLACE(JSON_VALUE({payload}, '$.{field}'), 'T', ' '), 'Z', '') AS TIMESTAMP(6))"
-
-
 def field_expression(payload: str, name: str, ftype: FieldType) -> str:
     """The field's JSON value typed; NULL when missing or not of its type. (JSON_VALUE's own
     RETURNING clause does not support BIGINT in Flink 2.2: every type goes through TRY_CAST.)"""
     if ftype == FieldType.TIMESTAMP:
-        return timestamp_from_json(payload, name)
+        return timestamp_from_json(payload, name, 6)
     value = f"JSON_VALUE({payload}, '$.{name}')"
     return value if ftype == FieldType.STRING else f"TRY_CAST({value} AS {_BRONZE_TYPES[ftype]})"
 
 
 def source_ddl(settings: Settings, group_id: str) -> str:
-    topics = ";".join(topic for topic, _, _ in bronze_tables(settings).values())
-    return f"""
-CREATE TABLE kafka_messages (
-  payload STRING,
-  message_key STRING,
-  topic STRING METADATA VIRTUAL,
-  `partition` INT METADATA VIRTUAL,
-  `offset` BIGINT METADATA VIRTUAL,
-  kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
-) WITH (
-  'connector' = 'kafka',
-  'topic' = '{_quote(topics)}',
-  'properties.bootstrap.servers' = '{settings.kafka.bootstrap}',
-  'properties.group.id' = '{_quote(group_id)}',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets',
-  'key.format' = 'raw',
-  'key.fields' = 'message_key',
-  'value.format' = 'raw',
-  'value.fields-include' = 'EXCEPT_KEY'
-)"""
+    topics = [topic for topic, _, _ in bronze_tables(settings).values()]
+    return raw_kafka_table(settings, "kafka_messages", topics, group_id)
 
 
 def columns(rt: RecordType) -> list[tuple[str, str]]:
@@ -102,7 +75,7 @@ CREATE TABLE {table} (
   `{PARTITION_COLUMN}` STRING
 ) PARTITIONED BY (`{PARTITION_COLUMN}`) WITH (
   'connector' = 'filesystem',
-  'path' = '{_quote(path)}',
+  'path' = '{quote(path)}',
   'format' = 'parquet',
   'parquet.utc-timezone' = 'true',
   'parquet.compression' = 'SNAPPY'
@@ -112,7 +85,7 @@ CREATE TABLE {table} (
 def select_sql(topic: str, rt: RecordType, source: str = "kafka_messages") -> str:
     """The bronze rows of one topic: metadata, payload, typed fields, date."""
     # The record's own date; a payload without a readable start time goes by its Kafka timestamp.
-    own_time = timestamp_from_json("payload", "start_time") if rt.name != "subscribers" else "CAST(NULL AS TIMESTAMP(6))"
+    own_time = timestamp_from_json("payload", "start_time", 6) if rt.name != "subscribers" else "CAST(NULL AS TIMESTAMP(6))"
     fields = ",\n  ".join(f"{field_expression('payload', f.name, f.type)} AS `{f.name}`" for f in rt.fields)
     return f"""
 SELECT
@@ -123,7 +96,7 @@ SELECT
   {fields},
   DATE_FORMAT(COALESCE({own_time}, CAST(kafka_timestamp AS TIMESTAMP(6))), 'yyyy-MM-dd') AS `{PARTITION_COLUMN}`
 FROM {source}
-WHERE topic = '{_quote(topic)}'"""
+WHERE topic = '{quote(topic)}'"""
 
 
 def insert_sql(table: str, topic: str, rt: RecordType) -> str:

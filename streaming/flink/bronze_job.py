@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyflink.table import EnvironmentSettings, TableEnvironment
+from pyflink.table import TableEnvironment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_NAME = "cdr-bronze"
@@ -36,18 +36,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--checkpoint-interval", default="30 s")
     args = parser.parse_args(argv)
 
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    conf = t_env.get_config()
-    for k, v in {
-        "pipeline.name": JOB_NAME,
-        "parallelism.default": str(args.parallelism),
-        "table.local-time-zone": "UTC",
-        # Files are committed when a checkpoint completes: the interval is the landing's latency.
-        "execution.checkpointing.interval": args.checkpoint_interval,
-        "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-    }.items():
-        conf.set(k, v)
+    from streaming.flink import streaming_environment
+
+    # Files are committed when a checkpoint completes: the interval is the landing's latency.
+    t_env = streaming_environment(JOB_NAME, args.parallelism, args.checkpoint_interval)
     build(t_env, args.group_id)
 
 

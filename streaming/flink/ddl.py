@@ -8,8 +8,40 @@ from streaming.topics import cdr_topics
 WATERMARK_DELAY_S = 10  # the producer sends in event-time order; this covers partition interleaving
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """A value inside a single-quoted SQL string literal."""
     return value.replace("'", "''")
+
+
+def timestamp_from_json(payload: str, field: str, precision: int) -> str:
+    """An ISO-8601 UTC string (``2025-12-28T10:00:00.123456Z``) as TIMESTAMP(precision); NULL if unreadable."""
+    return f"TRY_CAST(REPLACE(REPLACE(JSON_VALUE({payload}, '$.{field}'), 'T', ' '), 'Z', '') AS TIMESTAMP({precision}))"
+
+
+def raw_kafka_table(settings: Settings, name: str, topics: list[str], group_id: str, extra: str = "") -> str:
+    """Topics as raw strings (value and key) with their Kafka metadata: a job must see malformed
+    messages too. ``extra`` adds column lines (computed columns, a watermark). Reads from the
+    group's committed offsets, or the earliest for a new group."""
+    return f"""
+CREATE TABLE {name} (
+  payload STRING,
+  message_key STRING,
+  topic STRING METADATA VIRTUAL,
+  `partition` INT METADATA VIRTUAL,
+  `offset` BIGINT METADATA VIRTUAL,
+  kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{extra}
+) WITH (
+  'connector' = 'kafka',
+  'topic' = '{quote(";".join(topics))}',
+  'properties.bootstrap.servers' = '{settings.kafka.bootstrap}',
+  'properties.group.id' = '{quote(group_id)}',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets',
+  'key.format' = 'raw',
+  'key.fields' = 'message_key',
+  'value.format' = 'raw',
+  'value.fields-include' = 'EXCEPT_KEY'
+)"""
 
 
 def kafka_source(settings: Settings, group_id: str) -> str:
@@ -21,30 +53,10 @@ def kafka_source(settings: Settings, group_id: str) -> str:
     into the Kafka source, which tracks it per partition and takes the minimum. (Generated after
     the source instead, one partition's fetch running hours of event time ahead of the others
     makes their records late; one far-future record would close every open window.)"""
-    ts = "TRY_CAST(REPLACE(REPLACE(JSON_VALUE(payload, '$.start_time'), 'T', ' '), 'Z', '') AS TIMESTAMP(3))"
-    topics = ";".join(cdr_topics(settings).values())
-    return f"""
-CREATE TABLE cdr_messages (
-  payload STRING,
-  message_key STRING,
-  topic STRING METADATA VIRTUAL,
-  `partition` INT METADATA VIRTUAL,
-  `offset` BIGINT METADATA VIRTUAL,
-  kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  event_time AS {ts},
-  WATERMARK FOR event_time AS event_time - INTERVAL '{WATERMARK_DELAY_S}' SECOND
-) WITH (
-  'connector' = 'kafka',
-  'topic' = '{topics}',
-  'properties.bootstrap.servers' = '{settings.kafka.bootstrap}',
-  'properties.group.id' = '{_quote(group_id)}',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets',
-  'key.format' = 'raw',
-  'key.fields' = 'message_key',
-  'value.format' = 'raw',
-  'value.fields-include' = 'EXCEPT_KEY'
-)"""
+    extra = f""",
+  event_time AS {timestamp_from_json("payload", "start_time", 3)},
+  WATERMARK FOR event_time AS event_time - INTERVAL '{WATERMARK_DELAY_S}' SECOND"""
+    return raw_kafka_table(settings, "cdr_messages", list(cdr_topics(settings).values()), group_id, extra)
 
 
 def dead_letter_sink(settings: Settings) -> str:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
+from pyflink.table import DataTypes, TableEnvironment
 from pyflink.table.udf import udf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -71,15 +71,9 @@ def main(argv: list[str]) -> None:
     key = key_file.read_bytes()
     key_file.unlink(missing_ok=True)
 
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    conf = t_env.get_config()
-    for k, v in {
-        "pipeline.name": JOB_NAME,
-        "parallelism.default": str(args.parallelism),
-        "table.local-time-zone": "UTC",
-        "execution.checkpointing.interval": args.checkpoint_interval,
-        "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    from streaming.flink import streaming_environment
+
+    t_env = streaming_environment(JOB_NAME, args.parallelism, args.checkpoint_interval, **{
         # A partition with nothing to read (all of it consumed before a restore) must not hold the
         # watermark back for ever; but a short timeout declares partitions stalled by a leader change
         # idle while a backlog is read, the watermark runs ahead and their records are dropped as late.
@@ -87,8 +81,7 @@ def main(argv: list[str]) -> None:
         # Python UDF bundles: small enough for alert latency, large enough for throughput.
         "python.fn-execution.bundle.time": "200",
         "python.fn-execution.bundle.size": "20000",
-    }.items():
-        conf.set(k, v)
+    })
     t_env.add_python_file(str(stage_packages(Path(args.key_file).parent / "cdr-python")))
     build(t_env, key, args.cells, args.group_id)
 
