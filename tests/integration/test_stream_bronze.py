@@ -42,33 +42,29 @@ def bronze_env(local_stack):
         "CDR_BRONZE__DATABASE": f"itb_{run}_raw",
         "CDR_BRONZE__CHECKPOINT_INTERVAL_S": "5",
     }
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    get_settings.cache_clear()
-    settings = get_settings()
     from streaming import jobs
     from streaming.topics import admin_client, apply_topics, declared_topics
 
-    apply_topics(settings)
-    jobs.stop(settings, "bronze", savepoint=False)  # one bronze job at a time on the cluster
-    jobs.start(settings, "bronze", fresh=True)
-    yield settings
-    try:
-        jobs.stop(settings, "bronze", savepoint=False)
-    finally:
-        admin = admin_client(settings)
-        for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
-            done.result()
-        query(local_stack, f"DROP DATABASE IF EXISTS `{settings.bronze.database}` CASCADE")
-        path = settings.bronze_uri.removeprefix(settings.hdfs.uri)
-        requests.delete(f"http://127.0.0.1:{settings.hdfs.namenode_http_port}/webhdfs/v1{path}",
-                        params={"op": "DELETE", "recursive": "true", "user.name": getpass.getuser()}, timeout=30)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with pytest.MonkeyPatch.context() as env:  # restores the environment afterwards
+        for k, v in overrides.items():
+            env.setenv(k, v)
         get_settings.cache_clear()
+        settings = get_settings()
+        apply_topics(settings)
+        jobs.stop(settings, "bronze", savepoint=False)  # one bronze job at a time on the cluster
+        jobs.start(settings, "bronze", fresh=True)
+        yield settings
+        try:
+            jobs.stop(settings, "bronze", savepoint=False)
+        finally:
+            admin = admin_client(settings)
+            for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
+                done.result()
+            query(local_stack, f"DROP DATABASE IF EXISTS `{settings.bronze.database}` CASCADE")
+            path = settings.bronze_uri.removeprefix(settings.hdfs.uri)
+            requests.delete(f"http://127.0.0.1:{settings.hdfs.namenode_http_port}/webhdfs/v1{path}",
+                            params={"op": "DELETE", "recursive": "true", "user.name": getpass.getuser()}, timeout=30)
+    get_settings.cache_clear()
 
 
 def _bronze_counts(local_stack, settings) -> tuple[int, int, int]:

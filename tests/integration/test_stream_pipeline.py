@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import uuid
 
@@ -38,28 +37,23 @@ MALFORMED = {
 @pytest.fixture(scope="module")
 def stream_env(local_stack):
     """Settings pointing at per-run topics; restores the environment afterwards."""
-    run = uuid.uuid4().hex[:8]
-    saved = {k: os.environ.get(k) for k in ("CDR_TOPICS__PREFIX", "CDR_TOPICS__DEAD_LETTER", "CDR_TOPICS__SUBSCRIBERS")}
-    os.environ["CDR_TOPICS__PREFIX"] = f"it-{run}.cdr."
-    os.environ["CDR_TOPICS__DEAD_LETTER"] = f"it-{run}.cdr.dead-letter"
-    os.environ["CDR_TOPICS__SUBSCRIBERS"] = f"it-{run}.cdr.subscribers"
-    get_settings.cache_clear()
-    settings = get_settings()
-    yield settings
     from streaming import jobs
     from streaming.topics import admin_client, declared_topics
 
-    try:
-        jobs.stop(settings, "detection", savepoint=False)
-    finally:
-        admin = admin_client(settings)  # kept referenced until the deletions complete
-        for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
-            done.result()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    run = uuid.uuid4().hex[:8]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CDR_TOPICS__PREFIX", f"it-{run}.cdr.")
+        env.setenv("CDR_TOPICS__DEAD_LETTER", f"it-{run}.cdr.dead-letter")
+        env.setenv("CDR_TOPICS__SUBSCRIBERS", f"it-{run}.cdr.subscribers")
+        get_settings.cache_clear()
+        settings = get_settings()
+        yield settings
+        try:
+            jobs.stop(settings, "detection", savepoint=False)
+        finally:
+            admin = admin_client(settings)  # kept referenced until the deletions complete
+            for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
+                done.result()
     get_settings.cache_clear()
 
 
