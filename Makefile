@@ -42,8 +42,16 @@ $(FLINK_VENV)/.installed: requirements/flink.txt pyproject.toml
 	$(FLINK_VENV)/bin/pip install -q --no-deps -e .
 	@touch $@
 
+# Superset runs from its own venv (its Flask/SQLAlchemy 1.4 pins clash with the core venv's); the
+# local stack starts its `superset` CLI, so the project itself is not installed there.
+$(SUPERSET)/.installed: requirements/superset.txt
+	@test -x $(SUPERSET)/bin/python || $(PYTHON) -m venv $(SUPERSET)
+	$(SUPERSET)/bin/pip install -q --upgrade pip==24.3.1
+	$(SUPERSET)/bin/pip install -q -r requirements/superset.txt
+	@touch $@
+
 .PHONY: setup
-setup: $(CORE)/.installed $(FLINK_VENV)/.installed ## Create the virtual environments, install system packages and jars
+setup: $(CORE)/.installed $(FLINK_VENV)/.installed $(SUPERSET)/.installed ## Create the virtual environments (core, flink, superset), install system packages and jars
 	$(CDR) stack install
 
 .PHONY: lock
@@ -52,6 +60,8 @@ lock: ## Re-resolve requirements/*.in into the pinned requirements/*.txt
 	  && /tmp/cdr-lock-core/bin/pip freeze --exclude-editable > requirements/core.txt
 	$(PYTHON) -m venv /tmp/cdr-lock-flink && /tmp/cdr-lock-flink/bin/pip install -q -r requirements/flink.in \
 	  && /tmp/cdr-lock-flink/bin/pip freeze --exclude-editable > requirements/flink.txt
+	$(PYTHON) -m venv /tmp/cdr-lock-superset && /tmp/cdr-lock-superset/bin/pip install -q -r requirements/superset.in \
+	  && /tmp/cdr-lock-superset/bin/pip freeze --exclude-editable > requirements/superset.txt
 
 # --- local stack --------------------------------------------------------------------------------
 
@@ -105,6 +115,10 @@ demo: up-local ## Start the stack, generate a labelled dataset, run the batch, s
 	$(CDR) stream score --dev-key --wait 300
 	$(CDR) stream status
 	$(CDR) stream tables --wait 300
+
+.PHONY: bi
+bi: setup ## Start the local stack with Superset on 127.0.0.1:8088 and the dashboards of the repository (docs/bi.md)
+	$(CDR) stack up --with superset
 
 # The token goes through the environment (JupyterLab reads JUPYTER_TOKEN), never the command line.
 .PHONY: lab

@@ -99,6 +99,17 @@ class PrometheusSettings(BaseModel):
     alertmanager_port: int
 
 
+class SupersetSettings(BaseModel):
+    port: int
+    venv: Path
+    metadata_db: str
+    admin_user: str
+
+    @property
+    def venv_dir(self) -> Path:
+        return self.venv if self.venv.is_absolute() else REPO_ROOT / self.venv
+
+
 class ProducerSettings(BaseModel):
     metrics_port: int
 
@@ -133,6 +144,7 @@ class Settings(BaseSettings):
     hive: HiveSettings
     flink: FlinkSettings
     prometheus: PrometheusSettings
+    superset: SupersetSettings
     producer: ProducerSettings
     topics: TopicSettings
     bronze: BronzeSettings

@@ -75,12 +75,16 @@ def install() -> None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    with_optional: list[str] = typer.Option(
+        [], "--with", help="Also start this optional service (superset); repeat for several."
+    ),
+) -> None:
     """Start every service in dependency order and wait until each is ready (running ones are left alone)."""
     stack, console = _stack(), _console()
     progress = _RichProgress(console)
     try:
-        stack.up(progress)
+        stack.up(progress, with_optional)
     finally:
         progress.status.stop()
     _print_endpoints(console, stack.status(probe=False))
@@ -142,6 +146,16 @@ def logs(
             raise CdrError(f"no logs for {service} in {stack.paths.logs}: has it ever been started?")
     argv = ["tail", "-n", str(lines), *(["-F"] if follow else []), *(str(stack.paths.log(name)) for name in names)]
     os.execvp("tail", argv)
+
+
+@app.command("superset-init")
+def superset_init() -> None:
+    """Run Superset's one-shot init again (migrate, admin, import the dashboards of the repository)."""
+    from stack.services.superset import Superset
+
+    stack = _stack()
+    Superset(stack.settings, stack.paths).prepare()
+    typer.echo(f"Superset initialised; dashboards imported (log: {stack.paths.log('superset-init')})")
 
 
 @app.command()

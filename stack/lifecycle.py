@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -108,18 +108,23 @@ class Stack:
 
     # --- up --------------------------------------------------------------------------------
 
-    def up(self, progress: Progress | None = None) -> list[ServiceTiming]:
+    def up(self, progress: Progress | None = None, with_optional: Collection[str] = ()) -> list[ServiceTiming]:
+        """Start the default services and the optional ones named in ``with_optional``."""
         if self.settings.environment == "production":
             raise CdrError(
                 "the local stack is for development (trusted loopback logins, no TLS); "
                 "refusing to start it with environment=production"
             )
+        optional = {service.name for service in self.services if service.optional}
+        if unknown := set(with_optional) - optional:
+            raise CdrError(f"no optional service {', '.join(sorted(unknown))}; optional: {', '.join(sorted(optional))}")
+        wanted = [service for service in self.services if not service.optional or service.name in with_optional]
         with self._exclusive():
-            return self._up(progress)
+            return self._up(wanted, progress)
 
-    def _up(self, progress: Progress | None) -> list[ServiceTiming]:
+    def _up(self, services: list[Service], progress: Progress | None) -> list[ServiceTiming]:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
-        plan = [(service, service.processes()) for service in self.services]
+        plan = [(service, service.processes()) for service in services]
         to_start = {service.name: [spec for spec in specs if not self._alive(spec.name)] for service, specs in plan}
         if any(service.needs_java and to_start[service.name] for service, _ in plan):
             java(self.settings)  # raises a CdrError naming the problem
@@ -250,6 +255,7 @@ class Stack:
     # --- status ----------------------------------------------------------------------------
 
     def status(self, probe: bool = True) -> list[ServiceStatus]:
+        """Every default service, and the optional ones that have been started."""
         records = self.store.all()
         statuses = []
         for service in self.services:
@@ -258,6 +264,8 @@ class Stack:
                 for r in records
                 if r.service == service.name
             ]
+            if service.optional and not processes:
+                continue  # never started: not part of this stack's picture
             states = {p.state for p in processes}
             state = "down" if not processes else ("running" if states == {"running"} else "crashed")
             ready, detail = None, ""

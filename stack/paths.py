@@ -10,6 +10,8 @@ from cdr.settings import REPO_ROOT, Settings
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 POM = Path(__file__).resolve().parent / "pom.xml"
 MONITORING = REPO_ROOT / "monitoring"
+# Superset's configuration, init script and dashboards, shared with the container stack.
+SUPERSET_FILES = REPO_ROOT / "compose" / "superset"
 
 
 @dataclass(frozen=True)

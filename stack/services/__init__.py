@@ -11,10 +11,12 @@ from stack.services.hive import Hive
 from stack.services.kafka import Kafka
 from stack.services.monitoring import Monitoring
 from stack.services.postgres import Postgres
+from stack.services.superset import Superset
 
 # Start order: the Thrift Server needs PostgreSQL (metastore) and HDFS (warehouse); Prometheus
-# goes last because its readiness probe wants every other service's metrics endpoint up.
-SERVICE_TYPES: tuple[type[Service], ...] = (Postgres, Hdfs, Kafka, Hive, Flink, Monitoring)
+# goes last of the default services because its readiness probe wants every other service's
+# metrics endpoint up. Superset (optional) reads PostgreSQL and the Thrift Server, so it follows.
+SERVICE_TYPES: tuple[type[Service], ...] = (Postgres, Hdfs, Kafka, Hive, Flink, Monitoring, Superset)
 
 
 def all_services(settings: Settings, paths: StackPaths) -> list[Service]:

@@ -22,6 +22,9 @@ class Service(ABC):
 
     name: ClassVar[str]
     needs_java: ClassVar[bool] = True
+    # Optional services start only when asked for (`cdr stack up --with NAME`); status lists them
+    # only once started, and `down` stops them with the rest.
+    optional: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, paths: StackPaths) -> None:
         self.settings = settings

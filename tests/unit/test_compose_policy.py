@@ -137,7 +137,11 @@ def test_versions_come_from_the_local_stack_pins(services, raw_services):
         for p in profile.split():
             if p and p != "profile":
                 assert f"<id>{p}</id>" in pom, p
-    assert "requirements/core.txt" in (COMPOSE_DIR / "images" / "superset" / "Dockerfile").read_text()
+    superset_dockerfile = (COMPOSE_DIR / "images" / "superset" / "Dockerfile").read_text()
+    assert "COPY requirements/superset.txt" in superset_dockerfile
+    superset_pin = re.search(r"^apache-superset==(\S+)$", (REPO / "requirements" / "superset.txt").read_text(), re.M)
+    assert f"ARG SUPERSET_BASE_IMAGE=apache/superset:{superset_pin.group(1)}\n" in superset_dockerfile
+    assert services["superset"]["build"]["args"]["SUPERSET_BASE_IMAGE"] == f"apache/superset:{superset_pin.group(1)}"
 
 
 # --- health and order ---------------------------------------------------------------------------
@@ -256,6 +260,7 @@ def test_default_ports_are_the_local_stacks(services, settings):
         ("spark-thrift", 10000): s.hive.thrift_port, ("spark-thrift", 4040): s.hive.thrift_ui_port,
         ("flink-jobmanager", 8081): s.flink.rest_port, ("prometheus", 9090): s.prometheus.port,
         ("alertmanager", 9093): s.prometheus.alertmanager_port, ("producer", 9401): s.producer.metrics_port,
+        ("superset", 8088): s.superset.port,
     }
     for (service, container_port), port in expected.items():
         assert _host_ports(services[service]).get(container_port) == port, (service, container_port)
@@ -397,6 +402,7 @@ def test_database_names_are_the_settings(services, settings):
     assert env["POSTGRES_USER"] == settings.postgres.user
     assert env["METASTORE_DB"] == settings.postgres.metastore_db
     assert env["SERVING_DB"] == settings.postgres.serving_db
+    assert env["SUPERSET_DB"] == services["superset"]["environment"]["SUPERSET_DB"] == settings.superset.metadata_db
 
 
 # --- interface --------------------------------------------------------------------------------

@@ -1,0 +1,181 @@
+"""Every chart of the repository's Superset dashboards, run by a real Superset on the local stack.
+
+Superset starts as the optional service of the local stack (`cdr stack up --with superset`), its
+one-shot init imports compose/superset/dashboards/, then each chart's saved query is asked of
+Superset's REST API (`/api/v1/chart/{id}/data/`, what reports and cache warm-up use), so it runs
+against the real Thrift Server (cdr_dw) and PostgreSQL (serving tables) as a dashboard would.
+
+The warehouse charts need the batch layer's tables in `cdr_dw` (the database the dashboards read):
+when any is missing or empty, a small labelled dataset (the size the batch tests use) is run through
+`cdr batch run` into it, as `make demo` would with a bigger one. The speed layer's tables are
+created if missing; they must have rows only when the speed layer has written some.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.thrift import query
+from tests.unit.test_superset_assets import chart_uuids_on, load_assets
+
+pytestmark = pytest.mark.stack
+
+
+def _run_batch_into_cdr_dw(tmp_path: Path) -> None:
+    from generator.dataset import GenerateOptions, generate_dataset
+
+    data = generate_dataset(GenerateOptions(out=tmp_path / "ds", subscribers=3000, days=2,
+                                            start=dt.date(2026, 1, 5), seed=42)).out
+    cdr = Path(sys.executable).parent / "cdr"
+    done = subprocess.run([str(cdr), "batch", "run", "--input", str(data), "--dev-key"], capture_output=True,
+                          text=True, timeout=1800, env=dict(os.environ, CDR_DEV_PSEUDONYM_KEY="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _rows(local_stack, dataset: dict, serving: bool) -> int:
+    """Rows of a dataset's table, or -1 when the table does not exist."""
+    if serving:
+        from stack.services.postgres import connect
+
+        with connect(local_stack.settings, local_stack.settings.postgres.serving_db) as conn:
+            if conn.execute("SELECT to_regclass(%s)", (dataset["table_name"],)).fetchone() == (None,):
+                return -1
+            return conn.execute(f'SELECT count(*) FROM "{dataset["table_name"]}"').fetchone()[0]
+    try:
+        return query(local_stack, f"SELECT count(*) FROM {dataset['schema']}.{dataset['table_name']}",
+                     user="superset-test")[0][0]
+    except Exception as exc:  # PyHive raises the server's error for a missing table or database
+        if "TABLE_OR_VIEW_NOT_FOUND" in str(exc) or "SCHEMA_NOT_FOUND" in str(exc):
+            return -1
+        raise
+
+
+@pytest.fixture(scope="module")
+def assets():
+    return load_assets()
+
+
+@pytest.fixture(scope="module")
+def serving_uuids(assets) -> set[str]:
+    return {d["uuid"] for d in assets["databases"].values() if d["sqlalchemy_uri"].startswith("postgresql")}
+
+
+@pytest.fixture(scope="module")
+def table_rows(local_stack, assets, serving_uuids, tmp_path_factory) -> dict[str, int]:
+    """Rows per dataset uuid, once the batch tables are filled and the serving tables exist."""
+    from streaming.jobs import apply_serving_schema
+
+    apply_serving_schema(local_stack.settings)
+    datasets = list(assets["datasets"].values())
+
+    def count() -> dict[str, int]:
+        return {d["uuid"]: _rows(local_stack, d, d["database_uuid"] in serving_uuids) for d in datasets}
+
+    rows = count()
+    if any(rows[d["uuid"]] <= 0 for d in datasets if d["database_uuid"] not in serving_uuids):
+        _run_batch_into_cdr_dw(tmp_path_factory.mktemp("superset-batch"))
+        rows = count()
+    return rows
+
+
+class SupersetApi:
+    """Superset's REST API as the admin (a JWT from /api/v1/security/login)."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.url, self.session = url, requests.Session()
+        login = self.session.post(f"{url}/api/v1/security/login", timeout=60,
+                                  json={"username": username, "password": password, "provider": "db"})
+        assert login.ok, login.text
+        self.session.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+
+    def get(self, path: str, timeout: float = 60, **params: str) -> requests.Response:
+        return self.session.get(f"{self.url}{path}", params=params, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def superset(local_stack, table_rows) -> SupersetApi:
+    """The stack's Superset, after its init imported the repository's assets."""
+    from stack.services.superset import ADMIN_PASSWORD_ENV, Superset
+
+    t0 = time.monotonic()
+    local_stack.up(with_optional=[Superset.name])  # starts it (init included) unless it runs already
+    service = Superset(local_stack.settings, local_stack.paths)
+    service.prepare()  # the init again: the running Superset must serve this checkout's files
+    print(f"Superset up and initialised in {time.monotonic() - t0:.1f} s")
+    return SupersetApi(service.url, local_stack.settings.superset.admin_user, service.secret(ADMIN_PASSWORD_ENV))
+
+
+def _ids_by_uuid(superset, resource: str) -> dict[str, int]:
+    ids, page = {}, 0
+    while True:
+        answer = superset.get(f"/api/v1/{resource}/", q=f"(columns:!(id,uuid),page:{page},page_size:100)")
+        assert answer.ok, answer.text
+        result = answer.json()["result"]
+        ids |= {row["uuid"]: row["id"] for row in result}
+        if len(result) < 100:
+            return ids
+        page += 1
+
+
+def _expected_columns(chart: dict) -> tuple[list[str], bool]:
+    """The columns a chart's data must have, and whether more follow (a pivot adds one per series)."""
+    query_ = json.loads(chart["query_context"])["queries"][0]
+    pivot = next((p["options"] for p in query_["post_processing"] if p["operation"] == "pivot"), None)
+    if pivot:
+        return pivot["index"], True
+    labels = [c if isinstance(c, str) else c["label"] for c in query_["columns"]]
+    return labels + [m if isinstance(m, str) else m["label"] for m in query_["metrics"]], False
+
+
+def test_every_chart_answers_from_the_real_databases(superset, assets, table_rows, serving_uuids):
+    datasets = {d["uuid"]: d for d in assets["datasets"].values()}
+    ids = _ids_by_uuid(superset, "chart")
+    failures = []
+    for name, chart in assets["charts"].items():
+        assert chart["uuid"] in ids, f"{name} was not imported"
+        answer = superset.get(f"/api/v1/chart/{ids[chart['uuid']]}/data/", timeout=600, force="true")
+        if not answer.ok:
+            failures.append(f"{name}: HTTP {answer.status_code} {answer.text[:500]}")
+            continue
+        result = answer.json()["result"][0]
+        expected, more = _expected_columns(chart)
+        columns = result["colnames"][:len(expected)] if more else result["colnames"]
+        dataset = datasets[chart["dataset_uuid"]]
+        must_have_rows = dataset["database_uuid"] not in serving_uuids or table_rows[dataset["uuid"]] > 0
+        if result["status"] != "success" or columns != expected or (more and len(result["colnames"]) < 2) \
+                or (must_have_rows and result["rowcount"] == 0):
+            failures.append(f"{name}: status {result['status']}, columns {result['colnames']} (expected {expected}"
+                            f"{' and series' if more else ''}), {result['rowcount']} rows; {result.get('error')}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_dashboard_shows_its_charts(superset, assets):
+    chart_ids, dashboard_ids = _ids_by_uuid(superset, "chart"), _ids_by_uuid(superset, "dashboard")
+    for name, dashboard in assets["dashboards"].items():
+        assert dashboard["uuid"] in dashboard_ids, f"{name} was not imported"
+        answer = superset.get(f"/api/v1/dashboard/{dashboard_ids[dashboard['uuid']]}/charts")
+        assert answer.ok, answer.text
+        assert {c["id"] for c in answer.json()["result"]} == {chart_ids[u] for u in chart_uuids_on(dashboard)}, name
+        page = superset.get(f"/superset/dashboard/{dashboard['slug']}/")
+        assert page.status_code == 200, name
+
+
+def test_the_databases_point_at_this_stack_without_a_stored_password(superset, local_stack):
+    ip, s = local_stack.settings.stack.bind_ip, local_stack.settings
+    expected = {f"hive://{ip}:{s.hive.thrift_port}/default",
+                f"postgresql+psycopg2://{s.postgres.user}@{ip}:{s.postgres.port}/{s.postgres.serving_db}"}
+    found = set()
+    for database_id in _ids_by_uuid(superset, "database").values():
+        answer = superset.get(f"/api/v1/database/{database_id}/connection")
+        assert answer.ok, answer.text
+        found.add(answer.json()["result"]["sqlalchemy_uri"])
+    assert expected <= found
