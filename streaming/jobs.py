@@ -115,6 +115,22 @@ def write_cells(table, path: Path, neighbours: int) -> Path:
     return path
 
 
+def load_cell_reference(settings: Settings, cells: Path) -> int:
+    """Replace the serving database's ``cell_reference`` (the detection job's lookup table) with the
+    cells file ``write_cells`` wrote, in one transaction; returns the number of cells."""
+    import psycopg
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(cells, columns=["cell_id", "latitude", "longitude", "reach_km"]).to_pylist()
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db) as conn:
+        conn.execute("DELETE FROM cell_reference")
+        with conn.cursor().copy("COPY cell_reference (cell_id, latitude, longitude, reach_km) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r["cell_id"], r["latitude"], r["longitude"], r["reach_km"]))
+    return len(rows)
+
+
 def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | None = None, parallelism: int = 1,
           fresh: bool = False, timeout_s: float = 120, group_id: str | None = None) -> JobState:
     """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``
@@ -139,11 +155,12 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
         if key is None or cells is None:
             raise CdrError(f"the {job} job needs the pseudonymisation key and the cell reference")
         apply_serving_schema(settings)
+        load_cell_reference(settings, cells)
         # The key goes through a private file the job deletes on reading, never the command line.
         fd, key_path = tempfile.mkstemp(prefix="cdr-key-", dir=settings.stack.home_dir / "flink" / "tmp")
         os.write(fd, key)
         os.close(fd)
-        args += ["--cells", str(cells), "--key-file", key_path]
+        args += ["--key-file", key_path]
     else:
         args += ["--checkpoint-interval", f"{settings.bronze.checkpoint_interval_s} s"]
     env = {**os.environ, **client_env(settings), "PYTHONPATH": str(REPO_ROOT)}

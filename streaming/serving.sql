@@ -34,3 +34,12 @@ CREATE TABLE IF NOT EXISTS kpi_service_minute (
     data_bytes        BIGINT NOT NULL,
     PRIMARY KEY (service, minute_start)
 );
+
+-- The cell reference the detection job looks cells up in (`cdr stream start` loads it): position,
+-- and reach_km, how far subscribers of the cell normally move (streaming.jobs.write_cells).
+CREATE TABLE IF NOT EXISTS cell_reference (
+    cell_id   TEXT PRIMARY KEY,
+    latitude  DOUBLE PRECISION NOT NULL,
+    longitude DOUBLE PRECISION NOT NULL,
+    reach_km  DOUBLE PRECISION NOT NULL
+);

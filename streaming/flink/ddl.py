@@ -18,6 +18,16 @@ def timestamp_from_json(payload: str, field: str, precision: int) -> str:
     return f"TRY_CAST(REPLACE(REPLACE(JSON_VALUE({payload}, '$.{field}'), 'T', ' '), 'Z', '') AS TIMESTAMP({precision}))"
 
 
+def _kafka_options(settings: Settings, topics: list[str], group_id: str) -> str:
+    """Reads from the group's committed offsets, or the earliest for a new group."""
+    return f"""'connector' = 'kafka',
+  'topic' = '{quote(";".join(topics))}',
+  'properties.bootstrap.servers' = '{settings.kafka.bootstrap}',
+  'properties.group.id' = '{quote(group_id)}',
+  'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets'"""
+
+
 def raw_kafka_table(settings: Settings, name: str, topics: list[str], group_id: str, extra: str = "") -> str:
     """Topics as raw strings (value and key) with their Kafka metadata: a job must see malformed
     messages too. ``extra`` adds column lines (computed columns, a watermark). Reads from the
@@ -31,12 +41,7 @@ CREATE TABLE {name} (
   `offset` BIGINT METADATA VIRTUAL,
   kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{extra}
 ) WITH (
-  'connector' = 'kafka',
-  'topic' = '{quote(";".join(topics))}',
-  'properties.bootstrap.servers' = '{settings.kafka.bootstrap}',
-  'properties.group.id' = '{quote(group_id)}',
-  'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets',
+  {_kafka_options(settings, topics, group_id)},
   'key.format' = 'raw',
   'key.fields' = 'message_key',
   'value.format' = 'raw',
@@ -44,19 +49,48 @@ CREATE TABLE {name} (
 )"""
 
 
-def kafka_source(settings: Settings, group_id: str) -> str:
-    """All CDR topics as raw strings: the job must see malformed messages to dead-letter them.
+def json_kafka_table(settings: Settings, name: str, topics: list[str], group_id: str) -> str:
+    """Topics read by Flink's JSON format, every contract field as text (the detection job types
+    and validates them in SQL: streaming.flink.validation); a message that is not a JSON object
+    is skipped here and dead-lettered from the raw twin table. ``event_time`` is the start time;
+    its expression is deterministic, so the planner pushes the watermark into the Kafka source,
+    which tracks it per partition and takes the minimum. (Generated after the source instead, one
+    partition's fetch running hours of event time ahead of the others makes their records late.)"""
+    from streaming.flink.validation import cdr_fields, typed
+    from cdr.contract import FieldType
 
-    event_time comes from the JSON with built-in functions so the source can declare the
-    watermark; a message without a readable start_time has a NULL event_time and no effect on
-    the watermark. The expression must stay deterministic: then the planner pushes the watermark
-    into the Kafka source, which tracks it per partition and takes the minimum. (Generated after
-    the source instead, one partition's fetch running hours of event time ahead of the others
-    makes their records late; one far-future record would close every open window.)"""
-    extra = f""",
-  event_time AS {timestamp_from_json("payload", "start_time", 3)},
-  WATERMARK FOR event_time AS event_time - INTERVAL '{WATERMARK_DELAY_S}' SECOND"""
-    return raw_kafka_table(settings, "cdr_messages", list(cdr_topics(settings).values()), group_id, extra)
+    columns = ",\n  ".join(f"`{f}` STRING" for f in cdr_fields())
+    start = typed("start_time", FieldType.TIMESTAMP).replace("TIMESTAMP(6)", "TIMESTAMP(3)")
+    return f"""
+CREATE TABLE {name} (
+  {columns},
+  topic STRING METADATA VIRTUAL,
+  `partition` INT METADATA VIRTUAL,
+  `offset` BIGINT METADATA VIRTUAL,
+  proc_time AS PROCTIME(),
+  event_time AS {start},
+  WATERMARK FOR event_time AS event_time - INTERVAL '{WATERMARK_DELAY_S}' SECOND
+) WITH (
+  {_kafka_options(settings, topics, group_id)},
+  'value.format' = 'json',
+  'value.json.ignore-parse-errors' = 'true',
+  'value.json.fail-on-missing-field' = 'false'
+)"""
+
+
+def cell_reference_table(settings: Settings) -> str:
+    """The cell reference in PostgreSQL (``cdr stream start`` loads it) as a lookup table, cached
+    whole in the job after first use: a few thousand rows, looked up once per message."""
+    return f"""
+CREATE TABLE cell_reference (
+  cell_id STRING, latitude DOUBLE, longitude DOUBLE, reach_km DOUBLE,
+  PRIMARY KEY (cell_id) NOT ENFORCED
+) WITH (
+  {_jdbc_connection(settings, 'cell_reference')},
+  'lookup.cache' = 'PARTIAL',
+  'lookup.partial-cache.max-rows' = '1000000',
+  'lookup.partial-cache.cache-missing-key' = 'true'
+)"""
 
 
 def dead_letter_sink(settings: Settings) -> str:
@@ -79,12 +113,16 @@ CREATE TABLE dead_letter (
 )"""
 
 
-def _jdbc(settings: Settings, table: str) -> str:
+def _jdbc_connection(settings: Settings, table: str) -> str:
     # The user is trusted on loopback (no password, and the connector wants both or neither);
     # stringtype=unspecified lets PostgreSQL cast the metrics string into its JSONB column.
     url = f"jdbc:postgresql://127.0.0.1:{settings.postgres.port}/{settings.postgres.serving_db}" \
         f"?user={settings.postgres.user}&stringtype=unspecified"
-    return f"""'connector' = 'jdbc', 'url' = '{url}', 'table-name' = '{table}',
+    return f"'connector' = 'jdbc', 'url' = '{url}', 'table-name' = '{table}'"
+
+
+def _jdbc(settings: Settings, table: str) -> str:
+    return f"""{_jdbc_connection(settings, table)},
   'sink.buffer-flush.interval' = '500ms',
   'sink.buffer-flush.max-rows' = '1000'"""
 

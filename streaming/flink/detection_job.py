@@ -1,8 +1,12 @@
-"""The detection job: Kafka -> parse/validate/pseudonymise -> alerts, live KPIs, dead letters.
+"""The detection job: Kafka -> validate (shared rules, in SQL) -> alerts, live KPIs, dead letters.
 
-Run by ``cdr stream start`` through ``flink run -py`` on the stack's session cluster. Arguments
-come from the client (``--cells`` reference file, ``--key-file`` with the pseudonymisation key,
-a 0600 file the client writes and this script deletes once read into the UDF).
+Every message is parsed by Flink's JSON format and validated, enriched and aggregated in Java;
+Python sees only alerts (to pseudonymise and count them) and per-second counts. Messages that
+are not JSON objects come from a raw twin of the source and go to the dead-letter topic.
+
+Run by ``cdr stream start`` through ``flink run -py`` on the stack's session cluster, after the
+client has loaded the cell reference into PostgreSQL. The pseudonymisation key comes in a 0600
+file the client writes and this script deletes once read into the UDF (``--key-file``).
 """
 
 from __future__ import annotations
@@ -16,34 +20,72 @@ from pyflink.table.udf import udf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_NAME = "cdr-detection"
+COUNT_WINDOW = "INTERVAL '1' SECOND"  # how often the records counters move (processing time)
 
 
-def build(t_env: TableEnvironment, key: bytes, cells: str, group_id: str) -> None:
+def build(t_env: TableEnvironment, key: bytes, group_id: str, profile_name: str = "algeria") -> None:
+    from cdr.profile import load_profile
     from cdr.settings import get_settings
     from streaming.flink import ddl
-    from streaming.flink.rules import ALERT_COLUMNS, detect, kpis_per_cell, kpis_per_service
-    from streaming.flink.schema import EVENT_NAMES, PARSED_ROW
-    from streaming.flink.udfs import CountAlert, ParseMessage
+    from streaming.flink.events import event_columns
+    from streaming.flink.rules import alerts, detect, kpis_per_cell, kpis_per_service
+    from streaming.flink.udfs import CountRecords, PublishEntity
+    from streaming.flink.validation import (cdr_fields, code_of, field_of, reason, typed_columns, unreadable_code,
+                                            unreadable_sql, violation)
+    from streaming.topics import cdr_topics
 
-    settings = get_settings()
-    for statement in (ddl.kafka_source(settings, group_id), ddl.dead_letter_sink(settings), ddl.alerts_sink(settings),
-                      ddl.kpi_cell_sink(settings), ddl.kpi_service_sink(settings)):
+    settings, profile = get_settings(), load_profile(profile_name)
+    topics = list(cdr_topics(settings).values())
+    for statement in (
+        ddl.json_kafka_table(settings, "cdr_messages", topics, group_id),
+        # Its own consumer group: two sources committing one group's offsets would overwrite each other.
+        ddl.raw_kafka_table(settings, "cdr_raw_messages", topics, f"{group_id}-unreadable",
+                            extra=",\n  proc_time AS PROCTIME()"),
+        ddl.cell_reference_table(settings), ddl.dead_letter_sink(settings), ddl.alerts_sink(settings),
+        ddl.kpi_cell_sink(settings), ddl.kpi_service_sink(settings),
+        "CREATE TABLE record_counts (outcome STRING, n BIGINT) WITH ('connector' = 'blackhole')",
+    ):
         t_env.execute_sql(statement)
-    t_env.create_temporary_function("parse_message", udf(ParseMessage(key, cells), result_type=PARSED_ROW))
-    t_env.create_temporary_function("count_alert", udf(CountAlert(), result_type=DataTypes.STRING()))
-    t_env.create_temporary_view("parsed", t_env.sql_query(
-        "SELECT topic, `partition`, `offset`, payload, event_time, parse_message(payload) AS p FROM cdr_messages"))
-    events = t_env.sql_query(
-        "SELECT event_time, " + ", ".join(f"p.{n} AS {n}" for n in EVENT_NAMES) + " FROM parsed WHERE p.ok")
+    t_env.create_temporary_function("publish_entity", udf(PublishEntity(key), result_type=DataTypes.STRING()))
+    t_env.create_temporary_function("count_records", udf(CountRecords(), result_type=DataTypes.BIGINT()))
+
+    # Typed once, before the lookup join, so the rules read columns instead of re-typing text.
+    t_env.create_temporary_view("typed_messages", t_env.sql_query(f"SELECT *, {typed_columns()} FROM cdr_messages"))
+    t_env.create_temporary_view("checked", t_env.sql_query(f"""
+SELECT m.*, {violation(profile)} AS violation FROM (
+  SELECT m.*, c.cell_id IS NOT NULL AS known_cell, c.latitude, c.longitude, c.reach_km
+  FROM typed_messages AS m
+  LEFT JOIN cell_reference FOR SYSTEM_TIME AS OF m.proc_time AS c ON m.cell_id = c.cell_id) AS m"""))
+    t_env.create_temporary_view("unreadable_messages", t_env.sql_query(
+        f"SELECT * FROM cdr_raw_messages WHERE {unreadable_sql('payload')}"))
+    events = t_env.sql_query(f"SELECT event_time,\n  {event_columns(profile)}\nFROM checked WHERE violation IS NULL")
+    # A readable message's payload is re-serialised from its contract fields (values as text); the
+    # original bytes stay at source_topic/partition/offset for the topic's retention.
+    rebuilt = "JSON_OBJECT(" + ", ".join(f"KEY '{f}' VALUE `{f}`" for f in cdr_fields()) + " ABSENT ON NULL)"
+    t_env.create_temporary_view("dead_letters", t_env.sql_query(f"""
+SELECT topic, `partition`, `offset`, code, field, {reason('code', 'field')} AS reason, payload, proc_time FROM (
+  SELECT topic, `partition`, `offset`, {code_of('violation')} AS code, {field_of('violation')} AS field,
+         {rebuilt} AS payload, proc_time
+  FROM checked WHERE violation IS NOT NULL
+  UNION ALL
+  SELECT topic, `partition`, `offset`, {unreadable_code('payload')} AS code, CAST(NULL AS STRING) AS field,
+         payload, proc_time
+  FROM unreadable_messages)"""))
+
     statements = t_env.create_statement_set()
-    t_env.create_temporary_view("alerts_found", detect(t_env, events))
-    statements.add_insert("alerts_sink", t_env.sql_query(
-        "SELECT count_alert(alert_id, scenario) AS alert_id, " + ", ".join(ALERT_COLUMNS[1:]) + " FROM alerts_found"))
+    findings = detect(t_env, events)
+    statements.add_insert("alerts_sink", alerts(t_env, findings, "publish_entity(scenario, entity_type, entity_id)"))
     statements.add_insert("kpi_cell_sink", kpis_per_cell(t_env, events))
     statements.add_insert("kpi_service_sink", kpis_per_service(t_env, events))
     statements.add_insert("dead_letter", t_env.sql_query(
-        "SELECT topic, `partition`, `offset`, p.code, p.field, p.reason, payload, CURRENT_TIMESTAMP"
-        " FROM parsed WHERE NOT p.ok"))
+        "SELECT topic, `partition`, `offset`, code, field, reason, payload, CURRENT_TIMESTAMP FROM dead_letters"))
+    t_env.create_temporary_view("outcomes", t_env.sql_query(f"""
+SELECT CASE WHEN violation IS NULL THEN 'valid' ELSE 'dead_lettered' END AS outcome, proc_time FROM checked
+UNION ALL
+SELECT 'dead_lettered' AS outcome, proc_time FROM unreadable_messages"""))
+    statements.add_insert("record_counts", t_env.sql_query(f"""
+SELECT outcome, count_records(outcome, COUNT(*)) FROM TABLE(TUMBLE(TABLE outcomes, DESCRIPTOR(proc_time), {COUNT_WINDOW}))
+GROUP BY outcome, window_start, window_end"""))
     statements.execute()
 
 
@@ -61,7 +103,6 @@ def stage_packages(target: Path) -> Path:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=JOB_NAME)
-    parser.add_argument("--cells", required=True)
     parser.add_argument("--key-file", required=True)
     parser.add_argument("--group-id", default=JOB_NAME)
     parser.add_argument("--parallelism", type=int, default=1)
@@ -78,12 +119,11 @@ def main(argv: list[str]) -> None:
         # watermark back for ever; but a short timeout declares partitions stalled by a leader change
         # idle while a backlog is read, the watermark runs ahead and their records are dropped as late.
         "table.exec.source.idle-timeout": "60 s",
-        # Python UDF bundles: small enough for alert latency, large enough for throughput.
-        "python.fn-execution.bundle.time": "200",
-        "python.fn-execution.bundle.size": "20000",
+        # Python sees a few rows a second (alerts, counts): flush them at once.
+        "python.fn-execution.bundle.time": "100",
     })
     t_env.add_python_file(str(stage_packages(Path(args.key_file).parent / "cdr-python")))
-    build(t_env, key, args.cells, args.group_id)
+    build(t_env, key, args.group_id)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The detection rules and live KPIs as pure functions of an events table (Flink SQL).
 
-``events`` has one row per valid CDR with the columns of ``streaming.messages.Event`` and an
-event-time column ``event_time`` (a rowtime attribute in the streaming job, a plain TIMESTAMP(3)
-in batch tests). Each rule is a tumbling event-time window (window TVF: works in streaming and
+``events`` has one row per valid CDR with the columns of ``streaming.flink.schema.EVENT_ROW``
+(identifiers as they arrived: the job pseudonymises only what it publishes, in ``alerts``) and
+an event-time column ``event_time`` (a rowtime attribute in the streaming job, a plain
+TIMESTAMP(3) in batch tests). Each rule is a tumbling event-time window (window TVF: works in streaming and
 batch, and allows COUNT(DISTINCT)) per entity with a threshold; its output rows are alerts.
 The thresholds and why they are what they are: docs/streaming.md.
 """
@@ -33,8 +34,9 @@ class Thresholds:
     wangiri_distinct_victims: int = 15  # unanswered MT calls from one foreign number per hour
 
 
-ALERT_COLUMNS = ("alert_id", "scenario", "entity_type", "entity_id", "window_start", "window_end",
-                 "severity", "metrics", "detected_at")
+FINDING_COLUMNS = ("scenario", "entity_type", "entity_id", "window_start", "window_end", "severity", "metrics",
+                   "detected_at")
+ALERT_COLUMNS = ("alert_id", *FINDING_COLUMNS)
 _views = itertools.count()
 
 
@@ -46,12 +48,10 @@ def _register(t_env: TableEnvironment, events: Table) -> str:
 
 def _rule(scenario: str, entity_type: str, entity: str, severity: str, minutes: int, aggregates: str,
           where: str, having: str, metrics: list[str], events: str) -> str:
-    """One rule as SQL: window, aggregate, threshold, alert row. alert_id = SHA-256(rule|entity|window
-    start), so replaying the same data upserts the same rows instead of adding new ones."""
+    """One rule as SQL: window, aggregate, threshold, one finding row (FINDING_COLUMNS)."""
     metrics_json = "JSON_OBJECT(" + ", ".join(f"KEY '{m}' VALUE `{m}`" for m in metrics) + ")"
     return f"""
-SELECT SHA256(CONCAT_WS('|', '{scenario}', entity, CAST(window_start AS STRING))) AS alert_id,
-       CAST('{scenario}' AS STRING) AS scenario, CAST('{entity_type}' AS STRING) AS entity_type,
+SELECT CAST('{scenario}' AS STRING) AS scenario, CAST('{entity_type}' AS STRING) AS entity_type,
        entity AS entity_id, window_start, window_end, CAST('{severity}' AS STRING) AS severity,
        {metrics_json} AS metrics, CAST(CURRENT_TIMESTAMP AS TIMESTAMP(3)) AS detected_at
 FROM (
@@ -113,9 +113,20 @@ def rule_queries(events: str, th: Thresholds) -> dict[str, str]:
 
 
 def detect(t_env: TableEnvironment, events: Table, th: Thresholds = Thresholds()) -> Table:
-    """Alerts of every rule (columns ALERT_COLUMNS), one UNION ALL."""
+    """Findings of every rule (columns FINDING_COLUMNS, entities as in ``events``), one UNION ALL."""
     name = _register(t_env, events)
     return t_env.sql_query("\nUNION ALL\n".join(rule_queries(name, th).values()))
+
+
+def alerts(t_env: TableEnvironment, findings: Table, published_entity: str = "entity_id") -> Table:
+    """Alert rows (ALERT_COLUMNS) of the findings. ``published_entity`` is the SQL of the entity id
+    that leaves the job (the job pseudonymises identifiers there); alert_id = SHA-256(rule|published
+    entity|window start), so replaying the same data upserts the same rows instead of adding new ones."""
+    name = _register(t_env, findings)
+    columns = ", ".join(published_entity + " AS entity_id" if c == "entity_id" else c for c in FINDING_COLUMNS)
+    return t_env.sql_query(f"""
+SELECT SHA256(CONCAT_WS('|', scenario, entity_id, CAST(window_start AS STRING))) AS alert_id, {", ".join(FINDING_COLUMNS)}
+FROM (SELECT {columns} FROM {name})""")
 
 
 def kpis_per_cell(t_env: TableEnvironment, events: Table) -> Table:

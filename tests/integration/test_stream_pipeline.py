@@ -98,7 +98,7 @@ def _malformed_corpus(valid: dict) -> dict[str, bytes]:
     corpus["wrong_type"] = json.dumps({**valid, "duration_s": "ten"}).encode()
     corpus["missing_field"] = json.dumps({**valid, "served_msisdn": None}).encode()
     corpus["unknown_record_type"] = json.dumps({**valid, "record_type": "fax"}).encode()
-    corpus["oversized"] = json.dumps({**valid, "padding": "x" * 20_000}).encode()
+    corpus["oversized"] = json.dumps({**valid, "record_id": "X" * 20_000}).encode()
     corpus["malformed_msisdn"] = json.dumps({**valid, "served_msisdn": "999"}).encode()
     corpus["invalid_imei"] = json.dumps({**valid, "served_imei": "123456789012345"}).encode()
     return corpus

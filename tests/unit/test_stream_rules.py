@@ -21,7 +21,7 @@ FLINK_PYTHON = get_settings().flink.venv_dir / "bin" / "python"
 SCRIPT = r'''
 import datetime as dt, json
 from pyflink.table import EnvironmentSettings, TableEnvironment
-from streaming.flink.rules import detect, kpis_per_cell, kpis_per_service
+from streaming.flink.rules import alerts, detect, kpis_per_cell, kpis_per_service
 from streaming.flink.schema import EVENT_ROW, EVENT_NAMES
 
 env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
@@ -69,7 +69,7 @@ for i in range(15):   # wangiri: one foreign number rings 15 lines; another ring
             call_result="no_answer", answered=False)
 
 events = env.from_elements(rows, EVENT_ROW)
-alerts = [dict(zip(r._fields, r)) if hasattr(r, "_fields") else r for r in detect(env, events).execute().collect()]
+alerts = [dict(zip(r._fields, r)) if hasattr(r, "_fields") else r for r in alerts(env, detect(env, events)).execute().collect()]
 out = {"alerts": [[a[1], a[2], a[3], str(a[4]), str(a[5]), a[6], json.loads(a[7]), len(a[0])] for a in alerts]}
 out["cells"] = sorted([str(x) for x in r] for r in kpis_per_cell(env, events).execute().collect()
                       if r[0] in ("C1", "C3") and r[1] == T0)
