@@ -87,6 +87,9 @@ class Flink(Service):
                 # Python UDF workers: a smaller managed share leaves the window state room
                 # (at 2 GiB and the default 0.4, the detection job spent ~40 % of its time in GC).
                 "taskmanager.memory.managed.fraction": 0.2,
+                # Every submitted SQL job loads its own generated classes; the detection job's are
+                # large, and at the default 256 MiB a test run's dozen submissions exhausted it.
+                "taskmanager.memory.jvm-metaspace.size": "768m",
                 "taskmanager.numberOfTaskSlots": flink.taskmanager_slots,
                 "rest.address": ip,
                 "rest.bind-address": ip,
