@@ -50,7 +50,7 @@ def build(t_env: TableEnvironment, key: bytes, group_id: str, profile_name: str 
     t_env.create_temporary_function("count_records", udf(CountRecords(), result_type=DataTypes.BIGINT()))
 
     # Typed once, before the lookup join, so the rules read columns instead of re-typing text.
-    t_env.create_temporary_view("typed_messages", t_env.sql_query(f"SELECT *, {typed_columns()} FROM cdr_messages"))
+    t_env.create_temporary_view("typed_messages", t_env.sql_query(f"SELECT *, {typed_columns(profile)} FROM cdr_messages"))
     t_env.create_temporary_view("checked", t_env.sql_query(f"""
 SELECT m.*, {violation(profile)} AS violation FROM (
   SELECT m.*, c.cell_id IS NOT NULL AS known_cell, c.latitude, c.longitude, c.reach_km

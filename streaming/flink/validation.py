@@ -78,19 +78,13 @@ def _luhn_column(name: str) -> str:
     return f"`_luhn_{name}`"
 
 
-def typed_columns() -> str:
+def typed_columns(profile: Profile) -> str:
     """SELECT-list items typing every CDR field once (the rules then read the typed columns), and
     the Luhn check of the fields that have one (long arithmetic, also computed once)."""
     items = [f"{typed(name, ftype)} AS {typed_column(name)}" for name, ftype in cdr_fields().items()]
-    luhn = sorted({r.fields[0] for rt in RECORD_TYPES.values() for r in rules_for(rt, _any_profile()) if r.kind == "luhn"})
+    luhn = sorted({r.fields[0] for rt in RECORD_TYPES.values() for r in rules_for(rt, profile) if r.kind == "luhn"})
     items += [f"{_luhn_ok(f'`{name}`')} AS {_luhn_column(name)}" for name in luhn]
     return ", ".join(items)
-
-
-def _any_profile() -> Profile:
-    from cdr.profile import load_profile
-
-    return load_profile()
 
 
 def _checks(rule: Rule, rt: RecordType, now: str) -> list[tuple[str, str]]:

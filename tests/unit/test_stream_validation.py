@@ -95,7 +95,7 @@ env.create_temporary_view("cells", env.from_elements(
 # for the planner, so the outputs read it as a column instead of re-expanding it).
 env.create_temporary_view("checked", env.sql_query(f"""
 SELECT m.*, {violation(profile, now="TIMESTAMP '2026-01-01 00:00:00'")} AS violation FROM (
-  SELECT m.*, {typed_columns()}, c.ref_cell IS NOT NULL AS known_cell, c.latitude, c.longitude, c.reach_km
+  SELECT m.*, {typed_columns(profile)}, c.ref_cell IS NOT NULL AS known_cell, c.latitude, c.longitude, c.reach_km
   FROM messages AS m LEFT JOIN cells AS c ON m.cell_id = c.ref_cell) AS m"""))
 sinks = {
     "verdicts": ("record_id STRING, code STRING, field STRING, reason STRING",
