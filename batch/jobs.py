@@ -43,8 +43,7 @@ class BatchContext:
     reference_time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     log: Callable[[str], None] = print
     warehouse: io.Warehouse = field(init=False)
-    # Frames kept in memory between the steps of one run (released by `run`), and seconds per step.
-    cached: dict[str, DataFrame] = field(default_factory=dict, init=False, repr=False)
+    # Seconds per step of the last `run`.
     step_seconds: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -238,19 +237,6 @@ def _days(ctx: BatchContext, db: str, table: str) -> DataFrame:
     return ctx.spark.table(f"{ctx.zones.db(db)}.{table}").filter(F.col("date").isin(*ctx.dates))
 
 
-def _usage(ctx: BatchContext) -> DataFrame:
-    """The run's fact_usage rows, read once and kept (memory, then local disk) for the steps after
-    facts: billing, the five feature tables and the anomaly detectors all scan them."""
-    if "fact_usage" not in ctx.cached:
-        ctx.cached["fact_usage"] = _days(ctx, "cdr_dw", "fact_usage").persist(StorageLevel.MEMORY_AND_DISK)
-    return ctx.cached["fact_usage"]
-
-
-def _release(ctx: BatchContext, name: str) -> None:
-    if name in ctx.cached:
-        ctx.cached.pop(name).unpersist()
-
-
 def load_facts(ctx: BatchContext) -> None:
     spark, zones = ctx.spark, ctx.zones
     dw = zones.db("cdr_dw")
@@ -259,9 +245,8 @@ def load_facts(ctx: BatchContext) -> None:
     events = facts.usage_events({rt: _days(ctx, "cdr_clean", rt).withColumnRenamed("date", LANDED)
                                  for rt in RECORD_TYPES if spark.catalog.tableExists(f"{zones.db('cdr_clean')}.{rt}")})
     usage = facts.fact_usage(events, dim_sub, tariffs, services, partition=LANDED)
-    _release(ctx, "fact_usage")  # about to be replaced
     ctx.warehouse.write_partitions("cdr_dw", "fact_usage", usage, "date", ctx.dates)
-    daily = facts.fact_billing_daily(_usage(ctx))
+    daily = facts.fact_billing_daily(_days(ctx, "cdr_dw", "fact_usage"))
     ctx.warehouse.write_partitions("cdr_dw", "fact_billing", daily, "date", ctx.dates, 2)
     months = sorted({day.strftime("%Y-%m") for day in ctx.dates})
     billing = spark.table(f"{dw}.fact_billing")
@@ -274,13 +259,15 @@ def load_facts(ctx: BatchContext) -> None:
 def load_features(ctx: BatchContext) -> None:
     spark, zones = ctx.spark, ctx.zones
     cells = spark.table(f"{zones.db('cdr_dw')}.dim_cell")
-    usage = _usage(ctx)
+    # Five aggregations scan the same rows: read them once for this step.
+    usage = _days(ctx, "cdr_dw", "fact_usage").persist(StorageLevel.MEMORY_AND_DISK)
     for name, df in (("feature_cell_hourly", features.cell_hourly(usage)),
                      ("feature_region_hourly", features.region_hourly(usage, cells)),
                      ("feature_service_hourly", features.service_hourly(usage)),
                      ("feature_subscriber_daily", features.subscriber_daily(usage)),
                      ("feature_service_daily", features.service_daily(usage))):
         ctx.warehouse.write_partitions("cdr_dw", name, df, "date", ctx.dates, 1)
+    usage.unpersist()
     daily = spark.table(f"{zones.db('cdr_dw')}.feature_service_daily")
     ctx.warehouse.write_table("cdr_dw", "feature_service_trends", features.service_trends(daily))
     ctx.log(f"features: {len(ctx.dates)} day(s)")
@@ -295,7 +282,7 @@ def detect(ctx: BatchContext) -> None:
     anomalies are written together."""
     spark, zones = ctx.spark, ctx.zones
     cells = spark.table(f"{zones.db('cdr_dw')}.dim_cell")
-    usage = _usage(ctx)
+    usage = _days(ctx, "cdr_dw", "fact_usage")
     found = _union([anomalies.detect_all(usage.filter(F.col("date") == F.lit(day)),
                                          _day(ctx, "cdr_dw", "feature_cell_hourly", day), cells)
                     .filter(F.col("date") == F.lit(day)) for day in ctx.dates])
@@ -323,14 +310,9 @@ STEP_FUNCTIONS: dict[str, Callable[[BatchContext], None]] = {
 
 
 def run(ctx: BatchContext, step: str | None = None) -> None:
-    """Every step in order (or one), timed into ``ctx.step_seconds``; frames kept between the
-    steps are released at the end."""
-    try:
-        for name in ([step] if step else STEPS):
-            t0 = time.perf_counter()
-            STEP_FUNCTIONS[name](ctx)
-            ctx.step_seconds[name] = time.perf_counter() - t0
-            ctx.log(f"{name}: done in {ctx.step_seconds[name]:.1f} s")
-    finally:
-        for name in list(ctx.cached):
-            _release(ctx, name)
+    """Every step in order (or one), timed into ``ctx.step_seconds``."""
+    for name in ([step] if step else STEPS):
+        t0 = time.perf_counter()
+        STEP_FUNCTIONS[name](ctx)
+        ctx.step_seconds[name] = time.perf_counter() - t0
+        ctx.log(f"{name}: done in {ctx.step_seconds[name]:.1f} s")
