@@ -47,17 +47,33 @@ def test_topic_with_replication_three_has_three_in_sync_replicas(local_stack):
     assert isr_sizes == [3, 3, 3]
 
 
+def _topic_config(admin, name: str, timeout_s: float = 30) -> dict:
+    """The topic's configuration entries. The broker answering may not have learnt of a topic
+    created a moment ago (metadata reaches the brokers asynchronously): ask again until it has."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import ConfigResource
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        future = next(iter(admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)]).values()))
+        try:
+            return future.result(timeout=10)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_topic_config_uses_the_stack_defaults(local_stack):
     """A topic created without explicit settings gets RF 3 and min.insync.replicas 2."""
-    from confluent_kafka.admin import ConfigResource, NewTopic
+    from confluent_kafka.admin import NewTopic
 
     bootstrap = local_stack.settings.kafka.bootstrap
     admin = _admin(bootstrap)
     name = f"stack-test-defaults-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(name, num_partitions=1)])[name].result(timeout=30)
     partition = admin.list_topics(name, timeout=10).topics[name].partitions[0]
-    config = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)])
-    entries = next(iter(config.values())).result(timeout=10)
+    entries = _topic_config(admin, name)
     assert len(partition.replicas) == 3
     assert entries["min.insync.replicas"].value == "2"
 
