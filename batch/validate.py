@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from cdr.contract import RecordType
 from cdr.validation import ALL_CODES, Rule
 
-from batch.read import PARSE_CODE, RAW_JSON, SOURCE_FILE
+from batch.read import PARSE_CODE, RAW_JSON, SOURCE_FILE, raw_record
 
 CODE, FIELD = "_code", "_field"
 KNOWN_CELL = "_known_cell"
@@ -97,7 +97,8 @@ def copy_numbers(raw: DataFrame, by: tuple[str, ...] = ()) -> DataFrame:
     repeated = (raw.filter(F.col("record_id").isNotNull()).groupBy(*keys).count()
                 .filter(F.col("count") > 1).select(*keys, F.lit(True).alias("_repeated")))
     flagged = raw.join(F.broadcast(repeated), keys, "left").select(*raw.columns, "_repeated")
-    first_copy = Window.partitionBy(*keys).orderBy(RAW_JSON, SOURCE_FILE)
+    fields = [c for c in raw.columns if c not in (RAW_JSON, PARSE_CODE, SOURCE_FILE, *by)]
+    first_copy = Window.partitionBy(*keys).orderBy(raw_record(fields), SOURCE_FILE)
     copies = flagged.filter(F.col("_repeated")).withColumn("_copy", F.row_number().over(first_copy))
     singles = flagged.filter(F.col("_repeated").isNull()).withColumn("_copy", F.lit(1))
     return copies.unionByName(singles).drop("_repeated")
@@ -146,10 +147,10 @@ def quarantine_records(tagged: DataFrame, rt: RecordType, batch_id: str | Column
     return tagged.filter(F.col(CODE).isNotNull()).select(
         F.lit(batch_id).alias("batch_id"),
         F.lit(rt.name).alias("record_type"),
-        F.coalesce(F.col("record_id"), raw_record_id(F.col(RAW_JSON))).alias("record_id"),
+        F.coalesce(F.col("record_id"), raw_record_id(raw_record(rt.field_names))).alias("record_id"),
         F.col(CODE).alias("rule_code"),
         reason(F.col(CODE), F.col(FIELD)).alias("reason"),
-        F.col(RAW_JSON).alias("raw_record"),
+        raw_record(rt.field_names).alias("raw_record"),
         F.col(SOURCE_FILE).alias("source_file"),
         *by,
     )
