@@ -2,10 +2,11 @@
 
 For each size a labelled Parquet dataset of about that many CDRs is generated (not timed), then,
 in one Spark application (local[2], 2 GiB driver), the copy baseline reads every raw CDR file and
-writes it as Parquet, and the chain (land -> ... -> marts) runs over the same days. Both write
-under the same file-system root, so the ratio compares work, not storage. Prints a Markdown table.
+writes it as Parquet, and the chain (land -> ... -> marts) runs over the same days, each step
+timed. Both write under the same file-system root, so the ratio compares work, not storage.
+Prints Markdown tables (totals, then seconds per step).
 
-    python -m batch.bench --cdrs 1000000 --cdrs 10000000 [--root file:///tmp/cdr-bench]
+    python -m batch.bench --cdrs 1000000 --cdrs 10000000 [--work DIR --keep-data]
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def copy_baseline(spark, dataset: Path, target: str) -> None:
         spark.read.parquet(f"file://{dataset}/cdr/record_type={rt}").write.mode("overwrite").parquet(f"{target}/{rt}")
 
 
-def run_chain(spark, dataset: Path, root: str) -> None:
+def run_chain(spark, dataset: Path, root: str) -> dict[str, float]:
+    """The whole chain, step by step as `cdr batch run` runs it; seconds per step."""
     from batch import jobs
     from batch.io import Zones
     from cdr.profile import load_profile
@@ -48,12 +50,15 @@ def run_chain(spark, dataset: Path, root: str) -> None:
     ctx = jobs.BatchContext(spark, Zones(root), load_profile(), DEVELOPMENT_KEY, jobs.input_dates(spark, source),
                             input_uri=source, log=lambda _: None)
     jobs.run(ctx)
+    return ctx.step_seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cdrs", type=int, action="append", help="dataset size (repeatable)")
     parser.add_argument("--work", default=None, help="local folder for datasets and outputs")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="keep each generated dataset in --work and reuse it when there (generation is not timed)")
     args = parser.parse_args()
     sizes = args.cdrs or [1_000_000, 10_000_000]
     work = Path(args.work or tempfile.mkdtemp(prefix="cdr-bench-batch-"))
@@ -67,17 +72,21 @@ def main() -> None:
     try:
         for size in sizes:
             dataset = work / f"data-{size}"
-            shutil.rmtree(dataset, ignore_errors=True)
-            records = generate(dataset, size)
+            if args.keep_data and (dataset / "manifest.json").exists():
+                records = int(json.loads((dataset / "manifest.json").read_text())["total_cdrs"])
+            else:
+                shutil.rmtree(dataset, ignore_errors=True)
+                records = generate(dataset, size)
             t0 = time.perf_counter()
             copy_baseline(spark, dataset, f"file://{work}/copy-{size}")
             copy_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            run_chain(spark, dataset, f"file://{work}/zones-{size}")
+            steps = run_chain(spark, dataset, f"file://{work}/zones-{size}")
             chain_s = time.perf_counter() - t0
-            rows.append((size, records, copy_s, chain_s))
-            print(f"{records} CDRs: copy {copy_s:.1f} s, chain {chain_s:.1f} s", flush=True)
-            for name in (f"copy-{size}", f"zones-{size}", f"data-{size}"):
+            rows.append((size, records, copy_s, chain_s, steps))
+            print(f"{records} CDRs: copy {copy_s:.1f} s, chain {chain_s:.1f} s "
+                  f"({', '.join(f'{k} {v:.1f}' for k, v in steps.items())})", flush=True)
+            for name in (f"copy-{size}", f"zones-{size}", *([] if args.keep_data else [f"data-{size}"])):
                 shutil.rmtree(work / name, ignore_errors=True)
             for db in ("cdr_raw", "cdr_clean", "cdr_ops", "cdr_dw"):
                 spark.sql(f"DROP DATABASE IF EXISTS {db} CASCADE")
@@ -86,10 +95,17 @@ def main() -> None:
     print()
     print("| CDRs | copy baseline (s) | chain (s) | chain records/s | chain / copy |")
     print("|---:|---:|---:|---:|---:|")
-    for size, records, copy_s, chain_s in rows:
+    for size, records, copy_s, chain_s, _ in rows:
         print(f"| {records:,} | {copy_s:.1f} | {chain_s:.1f} | {records / chain_s:,.0f} | {chain_s / copy_s:.2f} |")
+    if not rows:
+        return
+    print()
+    print("| CDRs | " + " | ".join(rows[0][4]) + " |")
+    print("|---:|" + "---:|" * len(rows[0][4]))
+    for _, records, _, _, steps in rows:
+        print(f"| {records:,} | " + " | ".join(f"{s:.1f}" for s in steps.values()) + " |")
     if len(rows) >= 2:
-        (_, r1, _, c1), (_, r2, _, c2) = rows[0], rows[-1]
+        (_, r1, _, c1, _), (_, r2, _, c2, _) = rows[0], rows[-1]
         print(f"\n{r2 / r1:.1f}x the data took {c2 / c1:.2f}x the time.")
 
 

@@ -51,10 +51,13 @@ def _billing_category(e: DataFrame) -> Column:
             .when(is_call, "voice").when(sms, "sms").when(t == "data", "data"))
 
 
-def fact_usage(events: DataFrame, subscribers: DataFrame, tariffs: DataFrame, services: DataFrame) -> DataFrame:
+def fact_usage(events: DataFrame, subscribers: DataFrame, tariffs: DataFrame, services: DataFrame,
+               partition: str | None = None) -> DataFrame:
     """One row per clean CDR: keys to every dimension, measures and the list-price charge.
 
-    ``subscribers`` is dim_subscriber: the plan in force on the record's day (SCD2 range join)."""
+    ``subscribers`` is dim_subscriber: the plan in force on the record's day (SCD2 range join).
+    ``date`` is the record's day, or the value of the column ``partition`` of ``events`` when given
+    (the day the record was landed for, which names its partition)."""
     e = events.withColumn("date", F.to_date("start_time"))
     sub = subscribers.select("subscriber_key", "plan", "valid_from", "valid_to")
     joined = (e.join(sub, (e["served_msisdn"] == sub["subscriber_key"])
@@ -86,7 +89,7 @@ def fact_usage(events: DataFrame, subscribers: DataFrame, tariffs: DataFrame, se
         F.col("plan"), category.alias("billing_category"),
         F.col("duration_s"), F.col("bytes_uplink"), F.col("bytes_downlink"), bytes_total.alias("bytes_total"),
         units.alias("units"), F.round(units * F.coalesce(price, F.lit(0.0)), 2).alias("rated_charge_dzd"),
-        F.col("date"),
+        F.col(partition or "date").alias("date"),
     )
 
 

@@ -1,13 +1,13 @@
 """Thin I/O of the batch layer: zones on any Hadoop file system, write-then-swap, Hive tables.
 
-A partition (or a whole small table) is written to a staging folder first and renamed into
-place only when complete, so readers never see half a partition and a rerun replaces exactly the
-partitions it processed. Tables are external Parquet tables registered in the shared metastore.
+A run's partitions of a table (or a whole small table) are written to a staging folder first and
+renamed into place only when complete, so readers never see half a partition and a rerun replaces
+exactly the partitions it processed. Tables are external Parquet tables registered in the shared
+metastore, once per run.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -172,22 +172,62 @@ def _table_location(spark: SparkSession, name: str) -> str:
     return next((_location_key(r["data_type"]) for r in rows if r["col_name"] == "Location"), "")
 
 
-def write_partition(spark: SparkSession, zones: Zones, db: str, table: str, df: DataFrame, column: str,
-                    value: str | dt.date, partitions: int | None = None) -> None:
-    """Replace one partition (``column=value``) of a partitioned table, then register it."""
-    name = register_table(spark, zones, db, table, df, partition_column=column)
-    target = f"{zones.table_path(db, table)}/{column}={value}"
-    write_swap(df.drop(column), target, partitions=partitions)
-    spark.sql(f"ALTER TABLE {name} ADD IF NOT EXISTS PARTITION (`{column}`='{value}')")
-    spark.sql(f"REFRESH TABLE {name}")
+def write_partitions(spark: SparkSession, df: DataFrame, target: str, column: str, values: list,
+                     partitions: int | None = None) -> None:
+    """Replace the partitions ``column=value`` of the table folder ``target``, one per value, with
+    the rows of ``df`` in one Spark job (``partitionBy``), then swap each into place.
+
+    Every value given is replaced, also one without rows (it becomes an empty partition), and
+    nothing else: a row of another value is an error, so a rerun of some days leaves exactly the
+    rows a run of those days alone writes."""
+    staging = f"{target.rstrip('/')}/.staging-{uuid.uuid4().hex[:8]}"  # hidden: readers skip it
+    out = df.coalesce(partitions) if partitions else df
+    out.write.mode("overwrite").partitionBy(column).parquet(staging)
+    fs, staging_path = _fs(spark, staging)
+    names = {f"{column}={v}" for v in values}
+    written = set(list_dirs(spark, staging))
+    if written - names:
+        fs.delete(staging_path, True)
+        raise ValueError(f"rows outside the partitions being replaced: {sorted(written - names)}")
+    for name in sorted(names):
+        if name not in written:
+            fs.mkdirs(_fs(spark, f"{staging}/{name}")[1])
+        _swap(spark, f"{staging}/{name}", f"{target.rstrip('/')}/{name}")
+    fs.delete(staging_path, True)
 
 
-def write_table(spark: SparkSession, zones: Zones, db: str, table: str, df: DataFrame,
-                partitions: int | None = 1) -> None:
-    """Replace a whole (small) table: dimensions, trends, marts."""
-    name = register_table(spark, zones, db, table, df)
-    write_swap(df, zones.table_path(db, table), partitions=partitions)
-    spark.sql(f"REFRESH TABLE {name}")
+class Warehouse:
+    """Writes into the zones' tables for one run. Each table is declared in the metastore once per
+    run (the checks and DDL of ``register_table`` are metastore round trips), and its partitions of
+    a run are written by one job and added by one statement."""
+
+    def __init__(self, spark: SparkSession, zones: Zones):
+        self.spark, self.zones = spark, zones
+        self._declared: dict[tuple, str] = {}
+
+    def _register(self, db: str, table: str, df: DataFrame, partition_column: str | None) -> str:
+        key = (db, table, df.schema.simpleString(), partition_column)
+        if key not in self._declared:
+            self._declared[key] = register_table(self.spark, self.zones, db, table, df,
+                                                 partition_column=partition_column)
+        return self._declared[key]
+
+    def write_partitions(self, db: str, table: str, df: DataFrame, column: str, values: list,
+                         partitions: int | None = None) -> None:
+        """Replace the partitions ``column=value`` of a partitioned table (``df`` holds ``column``)."""
+        if not values:
+            return
+        name = self._register(db, table, df, column)
+        write_partitions(self.spark, df, self.zones.table_path(db, table), column, values, partitions)
+        specs = " ".join(f"PARTITION (`{column}`='{v}')" for v in values)
+        self.spark.sql(f"ALTER TABLE {name} ADD IF NOT EXISTS {specs}")
+        self.spark.sql(f"REFRESH TABLE {name}")
+
+    def write_table(self, db: str, table: str, df: DataFrame, partitions: int | None = 1) -> None:
+        """Replace a whole (small) table: dimensions, trends, marts."""
+        name = self._register(db, table, df, None)
+        write_swap(df, self.zones.table_path(db, table), partitions=partitions)
+        self.spark.sql(f"REFRESH TABLE {name}")
 
 
 def read_table(spark: SparkSession, zones: Zones, db: str, table: str) -> DataFrame | None:

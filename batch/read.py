@@ -20,7 +20,7 @@ from cdr.contract import RecordType, spark_schema
 
 CORRUPT = "_corrupt_record"
 # Columns every reader adds to the contract's fields.
-RAW_JSON = "_raw"            # the record as it arrived (JSON object, or the raw text line)
+RAW_JSON = "_raw"            # the raw text line of a row that did not parse (else null: see raw_record)
 PARSE_CODE = "_parse_code"   # null when the row was typed without loss
 SOURCE_FILE = "_source_file"
 
@@ -40,12 +40,19 @@ def _with_lineage(df: DataFrame, fields: list[str], parse_code: Column, raw: Col
     )
 
 
+def raw_record(fields: list[str]) -> Column:
+    """The record as it arrived: the raw line of a row that did not parse, else the JSON rendering
+    of its typed fields. An expression, not a stored column: only the rows that need it (the
+    quarantined and the repeated) pay for the rendering, and cached rows stay narrow."""
+    rendered = F.to_json(F.struct(*[F.col(f) for f in fields]), {"ignoreNullFields": "false"})
+    return F.coalesce(F.col(RAW_JSON), rendered)
+
+
 def read_parquet(spark: SparkSession, paths: list[str], rt: RecordType) -> DataFrame:
-    """Parquet is typed by its writer: every row parses; the raw record is its JSON rendering."""
+    """Parquet is typed by its writer: every row parses (the raw record is rendered on demand)."""
     fields = rt.field_names
     df = spark.read.schema(spark_schema(rt)).parquet(*paths)
-    raw = F.to_json(F.struct(*[F.col(f) for f in fields]), {"ignoreNullFields": "false"})
-    return _with_lineage(df, fields, F.lit(None).cast("string"), raw)
+    return _with_lineage(df, fields, F.lit(None).cast("string"), F.lit(None).cast("string"))
 
 
 def read_text(spark: SparkSession, paths: list[str], rt: RecordType, file_format: str) -> DataFrame:
@@ -76,9 +83,7 @@ def read_text(spark: SparkSession, paths: list[str], rt: RecordType, file_format
     corrupt = F.col(f"r.{CORRUPT}").isNotNull() | F.col("r").isNull()
     return rows.select(
         *[F.when(~corrupt, F.col(f"r.{f}")).alias(f) for f in fields],
-        F.when(corrupt, line).otherwise(
-            F.to_json(F.struct(*[F.col(f"r.{f}").alias(f) for f in fields]), {"ignoreNullFields": "false"})
-        ).alias(RAW_JSON),
+        F.when(corrupt, line).alias(RAW_JSON),
         F.when(corrupt, bad).alias(PARSE_CODE),
         F.col(SOURCE_FILE),
     )

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from cdr.contract import RecordType
 from cdr.validation import ALL_CODES, Rule
 
-from batch.read import PARSE_CODE, RAW_JSON, SOURCE_FILE
+from batch.read import PARSE_CODE, RAW_JSON, SOURCE_FILE, raw_record
 
 CODE, FIELD = "_code", "_field"
 KNOWN_CELL = "_known_cell"
@@ -86,12 +86,33 @@ def with_known_cell(df: DataFrame, cells: DataFrame) -> DataFrame:
     return joined.withColumn(KNOWN_CELL, F.coalesce(F.col(KNOWN_CELL), F.lit(False)))
 
 
-def tag_records(raw: DataFrame, rules: list[Rule], cells: DataFrame, reference_time: dt.datetime) -> DataFrame:
-    """Every raw row with ``_code``/``_field``: parse problems first, then duplicates, then the rules."""
-    first_copy = Window.partitionBy("record_id").orderBy(RAW_JSON, SOURCE_FILE)
+def copy_numbers(raw: DataFrame, by: tuple[str, ...] = ()) -> DataFrame:
+    """``raw`` with ``_copy``: each row's rank among the rows sharing its record_id (and ``by``), in
+    (raw record, source file) order, so the first copy is 1.
+
+    Only repeated ids need ordering, and they are rare (exact copies): their keys are counted on
+    two narrow columns and broadcast, so the wide rows are never shuffled (a window over every
+    row would sort them all). Rows without a record_id count as single."""
+    keys = [*by, "record_id"]
+    repeated = (raw.filter(F.col("record_id").isNotNull()).groupBy(*keys).count()
+                .filter(F.col("count") > 1).select(*keys, F.lit(True).alias("_repeated")))
+    flagged = raw.join(F.broadcast(repeated), keys, "left").select(*raw.columns, "_repeated")
+    fields = [c for c in raw.columns if c not in (RAW_JSON, PARSE_CODE, SOURCE_FILE, *by)]
+    first_copy = Window.partitionBy(*keys).orderBy(raw_record(fields), SOURCE_FILE)
+    copies = flagged.filter(F.col("_repeated")).withColumn("_copy", F.row_number().over(first_copy))
+    singles = flagged.filter(F.col("_repeated").isNull()).withColumn("_copy", F.lit(1))
+    return copies.unionByName(singles).drop("_repeated")
+
+
+def tag_records(raw: DataFrame, rules: list[Rule], cells: DataFrame, reference_time: dt.datetime,
+                by: tuple[str, ...] = ()) -> DataFrame:
+    """Every raw row with ``_code``/``_field``: parse problems first, then duplicates, then the rules.
+
+    ``by`` names the partition columns (the landed ``date``) within which a repeated record_id is a
+    duplicate, so that several days tagged at once give the rows each day tagged alone gives."""
     parsed = F.col(PARSE_CODE).isNull()
-    df = with_known_cell(raw, cells).withColumn(
-        "_copy", F.when(parsed & F.col("record_id").isNotNull(), F.row_number().over(first_copy)))
+    df = with_known_cell(copy_numbers(raw, by), cells).withColumn(
+        "_copy", F.when(parsed & F.col("record_id").isNotNull(), F.col("_copy")))
     violation = first_violation(rules, reference_time)
     tagged = df.withColumn("_v", F.when(~parsed, F.struct(F.col(PARSE_CODE).alias("code"),
                                                          F.lit(None).cast("string").alias("field")))
@@ -108,8 +129,8 @@ def reason(code: Column, field: Column) -> Column:
     return F.when(field.isNotNull(), F.concat(described, F.lit(" ("), field, F.lit(")"))).otherwise(described)
 
 
-def clean_records(tagged: DataFrame, rt: RecordType) -> DataFrame:
-    return tagged.filter(F.col(CODE).isNull()).select(*rt.field_names)
+def clean_records(tagged: DataFrame, rt: RecordType, by: tuple[str, ...] = ()) -> DataFrame:
+    return tagged.filter(F.col(CODE).isNull()).select(*rt.field_names, *by)
 
 
 def raw_record_id(raw: Column) -> Column:
@@ -119,29 +140,36 @@ def raw_record_id(raw: Column) -> Column:
     return F.coalesce(F.nullif(from_json, F.lit("")), F.nullif(from_csv, F.lit("")))
 
 
-def quarantine_records(tagged: DataFrame, rt: RecordType, batch_id: str) -> DataFrame:
-    """Rejected rows (duplicates included) with the raw record, rule code, reason and lineage."""
+def quarantine_records(tagged: DataFrame, rt: RecordType, batch_id: str | Column,
+                       by: tuple[str, ...] = ()) -> DataFrame:
+    """Rejected rows (duplicates included) with the raw record, rule code, reason and lineage
+    (and the partition columns ``by``); ``batch_id`` may be a column (one id per day)."""
     return tagged.filter(F.col(CODE).isNotNull()).select(
         F.lit(batch_id).alias("batch_id"),
         F.lit(rt.name).alias("record_type"),
-        F.coalesce(F.col("record_id"), raw_record_id(F.col(RAW_JSON))).alias("record_id"),
+        F.coalesce(F.col("record_id"), raw_record_id(raw_record(rt.field_names))).alias("record_id"),
         F.col(CODE).alias("rule_code"),
         reason(F.col(CODE), F.col(FIELD)).alias("reason"),
-        F.col(RAW_JSON).alias("raw_record"),
+        raw_record(rt.field_names).alias("raw_record"),
         F.col(SOURCE_FILE).alias("source_file"),
+        *by,
     )
 
 
-def reconciliation(tagged: DataFrame, rt: RecordType, batch_id: str, rejected_files: int = 0) -> DataFrame:
-    """One row: records in = clean + quarantined + duplicates removed (counted in one pass)."""
+def reconciliation(tagged: DataFrame, rt: RecordType, batch_id: str | Column, rejected_files: int | Column = 0,
+                   by: tuple[str, ...] = ()) -> DataFrame:
+    """One row per value of the partition columns ``by`` (one row without): records in = clean +
+    quarantined + duplicates removed, counted in one pass. ``batch_id`` and ``rejected_files`` may
+    be columns of ``by`` (one value per day)."""
     code = F.col(CODE)
-    return tagged.agg(
+    return tagged.groupBy(*by).agg(
         F.count(F.lit(1)).alias("records_in"),
         F.count(F.when(code.isNull(), 1)).alias("clean"),
         F.count(F.when(code.isNotNull() & (code != "duplicate"), 1)).alias("quarantined"),
         F.count(F.when(code == "duplicate", 1)).alias("duplicates"),
     ).select(
-        F.lit(batch_id).alias("batch_id"), F.lit(rt.name).alias("record_type"), "*",
+        F.lit(batch_id).alias("batch_id"), F.lit(rt.name).alias("record_type"),
+        "records_in", "clean", "quarantined", "duplicates", *by,
         F.lit(rejected_files).alias("files_rejected"),
         (F.col("records_in") == F.col("clean") + F.col("quarantined") + F.col("duplicates")).alias("balanced"),
     )
