@@ -57,8 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cdrs", type=int, action="append", help="dataset size (repeatable)")
     parser.add_argument("--work", default=None, help="local folder for datasets and outputs")
-    # 2 GiB ran out of heap in a write of the 10 M chain (2026-11-22); the machine has 24 GiB.
-    parser.add_argument("--driver-memory", default="6g", help="Spark driver heap (local mode: the whole Spark)")
+    parser.add_argument("--driver-memory", default=None,
+                        help="Spark driver heap (local mode: the whole Spark); default: settings [batch]")
     parser.add_argument("--keep-data", action="store_true",
                         help="keep each generated dataset in --work and reuse it when there (generation is not timed)")
     args = parser.parse_args()
@@ -68,7 +68,11 @@ def main() -> None:
 
     from batch.testing import local_session
 
-    spark = local_session(master="local[2]", shuffle_partitions=8, driver_memory=args.driver_memory)
+    from cdr.settings import get_settings
+
+    batch = get_settings().batch
+    spark = local_session(master="local[2]", shuffle_partitions=batch.shuffle_partitions,
+                          driver_memory=args.driver_memory or f"{batch.driver_memory_mb}m")
     spark.sparkContext.setLogLevel("ERROR")
     rows = []
     try:

@@ -12,21 +12,26 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
-SPARK_CONF = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.shuffle.partitions": "8",
-    "spark.driver.memory": "2g",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.adaptive.enabled": "true",
-}
+def spark_conf() -> dict[str, str]:
+    """The batch jobs' Spark settings over the stack's shared ones; sizes from settings [batch]."""
+    from cdr.settings import get_settings
+
+    batch = get_settings().batch
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(batch.shuffle_partitions),
+        "spark.driver.memory": f"{batch.driver_memory_mb}m",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.adaptive.enabled": "true",
+    }
 
 
 def batch_session(app_name: str):
     """The stack's shared Spark/Hive configuration, sized for a shared 2-core machine."""
     from stack.spark import session
 
-    spark = session(app_name, master="local[2]", extra_conf=SPARK_CONF)
+    spark = session(app_name, master="local[2]", extra_conf=spark_conf())
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -79,6 +79,11 @@ class HiveSettings(BaseModel):
     driver_memory_mb: int
 
 
+class BatchSettings(BaseModel):
+    driver_memory_mb: int
+    shuffle_partitions: int
+
+
 class FlinkSettings(BaseModel):
     venv: Path
     rest_port: int
@@ -142,6 +147,7 @@ class Settings(BaseSettings):
     hdfs: HdfsSettings
     postgres: PostgresSettings
     hive: HiveSettings
+    batch: BatchSettings
     flink: FlinkSettings
     prometheus: PrometheusSettings
     superset: SupersetSettings

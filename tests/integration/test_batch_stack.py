@@ -51,9 +51,9 @@ def run(local_stack, tmp_path_factory):
 def spark(run):
     from stack.spark import session
 
-    from batch.cli import SPARK_CONF
+    from batch.cli import spark_conf
 
-    spark = session("batch-it", extra_conf={**SPARK_CONF, "spark.sql.shuffle.partitions": "4"})
+    spark = session("batch-it", extra_conf={**spark_conf(), "spark.sql.shuffle.partitions": "4"})
     yield spark
     from batch.io import remove
 

@@ -111,3 +111,21 @@ def test_generate_prints_a_summary_and_writes_the_documented_layout(tmp_path):
             files = list((out / "cdr" / f"record_type={rt}" / f"date={day}").glob("part-*.csv"))
             assert sum(len(f.read_text().splitlines()) - 1 for f in files) == rows
     assert manifest["total_cdrs"] == sum(sum(d.values()) for d in manifest["rows"].values())
+
+
+def test_batch_spark_sizes_come_from_settings(monkeypatch):
+    """`cdr batch` sizes its local Spark from settings [batch], overridable per environment."""
+    from batch.cli import spark_conf
+    from cdr.settings import get_settings
+
+    monkeypatch.setenv("CDR_BATCH__DRIVER_MEMORY_MB", "3072")
+    monkeypatch.setenv("CDR_BATCH__SHUFFLE_PARTITIONS", "5")
+    get_settings.cache_clear()
+    try:
+        conf = spark_conf()
+    finally:
+        monkeypatch.delenv("CDR_BATCH__DRIVER_MEMORY_MB")
+        monkeypatch.delenv("CDR_BATCH__SHUFFLE_PARTITIONS")
+        get_settings.cache_clear()
+    assert (conf["spark.driver.memory"], conf["spark.sql.shuffle.partitions"]) == ("3072m", "5")
+    assert spark_conf()["spark.driver.memory"] == f"{get_settings().batch.driver_memory_mb}m"
