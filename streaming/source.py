@@ -32,14 +32,30 @@ class Batch:
     type_index: np.ndarray  # index into TYPES
     keys: list[bytes]
     values: list[bytes]
-    event_us: np.ndarray  # start_time, microseconds since the epoch
+    event_us: np.ndarray  # when in event time it is sent (µs since the epoch): its start_time (see send_times)
 
     def __len__(self) -> int:
         return len(self.values)
 
 
-def merge_day(tables: dict[str, list[pa.Table]]) -> Batch:
-    """Render each type's tables to JSON and merge all types by start_time (stable)."""
+US_PER_DAY = 86_400_000_000
+
+
+def send_times(start_time: pa.ChunkedArray | pa.Array, day: dt.date) -> np.ndarray:
+    """When in event time each record of ``day`` is sent: its start time; but a defect's start time
+    that is missing or off the day (years ahead or back) would hold the stream or send the record
+    decades apart from its day, so such a record goes with the record before it in its part (or
+    after it; the day's start if none has a usable time). The message itself is sent as it is."""
+    first = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp()) * 1_000_000
+    us = pc.cast(start_time, pa.int64())
+    on_day = pc.and_(pc.greater_equal(us, first - US_PER_DAY), pc.less(us, first + 2 * US_PER_DAY))
+    usable = pc.if_else(on_day, us, pa.scalar(None, pa.int64()))
+    filled = pc.fill_null(pc.fill_null_backward(pc.fill_null_forward(usable)), first)
+    return (filled.combine_chunks() if isinstance(filled, pa.ChunkedArray) else filled).to_numpy()
+
+
+def merge_day(tables: dict[str, list[pa.Table]], day: dt.date) -> Batch:
+    """Render each type's tables of ``day`` to JSON and merge all types by send time (stable)."""
     from generator.writers import json_lines
 
     type_index, keys, values, times = [], [], [], []
@@ -49,7 +65,7 @@ def merge_day(tables: dict[str, list[pa.Table]]) -> Batch:
                 continue
             values.append(json_lines(t))
             keys.append(pc.cast(t.column("served_msisdn"), pa.string()).combine_chunks())
-            times.append(pc.cast(t.column("start_time"), pa.int64()).combine_chunks().to_numpy(zero_copy_only=False))
+            times.append(send_times(t.column("start_time"), day))
             type_index.append(np.full(t.num_rows, TYPES.index(rt), np.int8))
     if not values:
         return Batch(np.empty(0, np.int8), [], [], np.empty(0, np.int64))
@@ -107,7 +123,7 @@ class LiveSource:
             todays = [s for s in self.scenarios if s.day == day]
             tables = {rt: [t for _, t, _, _ in _day_parts(self.engine, self._gen_opts, rt, day, todays)]
                       for rt in TYPES}
-            yield merge_day(tables)
+            yield merge_day(tables, day)
 
 
 class DatasetSource:
@@ -144,7 +160,7 @@ class DatasetSource:
                     t = ds.dataset(part, format=self._format).to_table()
                     # Files may carry defects (wrong types are read as strings): cast what casts.
                     tables[rt] = [_conform(t, arrow_schema(RECORD_TYPES[rt]))]
-            yield merge_day(tables)
+            yield merge_day(tables, dt.date.fromisoformat(day))
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

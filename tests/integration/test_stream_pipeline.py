@@ -101,6 +101,7 @@ def _malformed_corpus(valid: dict) -> dict[str, bytes]:
     corpus["oversized"] = json.dumps({**valid, "record_id": "X" * 20_000}).encode()
     corpus["malformed_msisdn"] = json.dumps({**valid, "served_msisdn": "999"}).encode()
     corpus["invalid_imei"] = json.dumps({**valid, "served_imei": "123456789012345"}).encode()
+    corpus["timestamp_past"] = json.dumps({**valid, "start_time": "1990-01-01T00:00:00Z"}).encode()
     return corpus
 
 
@@ -124,13 +125,23 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
     batch = next(source.batches())
     corpus = _malformed_corpus(json.loads(batch.values[0]))
     producer = make_producer(stream_env)
-    for payload in corpus.values():
+    sent_codes = []
+    for code, payload in corpus.items():
         producer.produce(stream_env.topics.for_record_type("voice"), payload, b"213000000000")
+        sent_codes.append(code)
+    # A record dated decades ahead, last on every partition of every CDR topic: it is dead-lettered,
+    # and it must not move the job's event clock, or every record after it would be late (no alert).
+    future = json.dumps({**json.loads(batch.values[0]), "start_time": "2045-12-29T10:00:00Z"}).encode()
+    for rt in RECORD_TYPES:
+        for partition in range(stream_env.topics.partitions):
+            producer.produce(stream_env.topics.for_record_type(rt), future, b"213000000000", partition=partition)
+            sent_codes.append("timestamp_future")
     producer.flush(30)
+    _wait_until_read(stream_env, already + len(sent_codes))
     prog = send(stream_env, iter([batch]), Pacing(rate=None))
     assert prog.errors == 0
     valid_in = already + prog.delivered
-    total_in = valid_in + len(corpus)
+    total_in = valid_in + len(sent_codes)
 
     # Every malformed message is in the dead-letter topic with its rule code and a reason.
     consumer = Consumer({"bootstrap.servers": stream_env.kafka.bootstrap, "group.id": f"it-{uuid.uuid4().hex}",
@@ -138,12 +149,12 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
     consumer.subscribe([stream_env.topics.dead_letter])
     letters: list[dict] = []
     deadline = time.monotonic() + 240
-    while len(letters) < len(corpus) and time.monotonic() < deadline:
+    while len(letters) < len(sent_codes) and time.monotonic() < deadline:
         msg = consumer.poll(1.0)
         if msg is not None and msg.error() is None:
             letters.append(json.loads(msg.value()))
     consumer.close()
-    assert sorted(d["code"] for d in letters) == sorted(corpus)
+    assert sorted(d["code"] for d in letters) == sorted(sent_codes)
     assert all(d["reason"] and d["payload"] is not None and d["source_offset"] is not None for d in letters)
 
     # The job keeps running and its counts reconcile: in = valid + dead-lettered.
@@ -156,7 +167,7 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
         if metrics.get("records_valid", 0) + metrics.get("records_dead_lettered", 0) >= total_in:
             break
         time.sleep(5)
-    assert (metrics.get("records_valid"), metrics.get("records_dead_lettered")) == (valid_in, len(corpus))
+    assert (metrics.get("records_valid"), metrics.get("records_dead_lettered")) == (valid_in, len(sent_codes))
 
     # Alerts for the injected scenarios (the day's windows close as the stream reaches its end).
     labels = source.labels.to_pylist()
@@ -179,6 +190,20 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
             break
         time.sleep(5)
     assert raised == written > 0
+
+
+def _wait_until_read(settings, records: int, timeout_s: float = 240) -> None:
+    """Until the detection job has read ``records`` messages (its counters move every second)."""
+    from streaming import jobs
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        metrics = jobs.job_metrics(settings, jobs.running(settings, "detection").job_id)
+        if metrics.get("records_valid", 0) + metrics.get("records_dead_lettered", 0) >= records:
+            time.sleep(2)  # past the source's periodic watermark emission (200 ms)
+            return
+        time.sleep(2)
+    raise AssertionError(f"the detection job did not read {records} messages in {timeout_s:.0f} s")
 
 
 def _alerts_of_day(settings, day: dt.date) -> dict[str, tuple]:

@@ -54,9 +54,27 @@ def test_merge_day_interleaves_types_by_start_time():
         return pa.table({"record_type": [rt] * len(times), "served_msisdn": ["2135"] * len(times),
                          "start_time": pa.array(times, ts)})
 
-    batch = merge_day({"voice": [table("voice", [3, 1])], "sms": [table("sms", [2])]})
+    batch = merge_day({"voice": [table("voice", [3, 1])], "sms": [table("sms", [2])]}, dt.date(1970, 1, 1))
     assert batch.event_us.tolist() == [1, 2, 3]
     assert [TYPES[i] for i in batch.type_index] == ["voice", "sms", "voice"]
+
+
+def test_defective_start_times_are_sent_with_their_neighbours():
+    """A missing, far-past or far-future start time (generator defects) must neither crash the
+    producer nor hold a paced stream for years: the record goes with the one before it."""
+    day = dt.date(2025, 12, 28)
+    at = [int(dt.datetime(2025, 12, 28, h, tzinfo=dt.timezone.utc).timestamp() * 1e6) for h in range(24)]
+    far_past, far_future = at[0] - 35 * 365 * 86_400_000_000, at[0] + 20 * 365 * 86_400_000_000
+    voice = pa.table({"record_type": ["voice"] * 5, "served_msisdn": ["2135"] * 5, "record_id": list("abcde"),
+                      "start_time": pa.array([far_past, at[2], None, far_future, at[9]], pa.timestamp("us", tz="UTC"))})
+    sms = pa.table({"record_type": ["sms"] * 2, "served_msisdn": ["2136"] * 2, "record_id": ["f", "g"],
+                    "start_time": pa.array([at[1], at[5]], pa.timestamp("us", tz="UTC"))})
+    batch = merge_day({"voice": [voice], "sms": [sms]}, day)
+    assert batch.event_us.dtype == np.int64
+    # a (far past) takes b's time, c (missing) and d (far future) take b's as well; sms interleave.
+    assert [json.loads(v)["record_id"] for v in batch.values] == ["f", "a", "b", "c", "d", "g", "e"]
+    assert batch.event_us.tolist() == [at[1], at[2], at[2], at[2], at[2], at[5], at[9]]
+    assert json.loads(batch.values[4])["start_time"].startswith("2045-")  # the message keeps its defect
 
 
 def test_only_fully_streamed_scenarios_are_labelled(live):
