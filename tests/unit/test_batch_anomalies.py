@@ -57,7 +57,10 @@ def test_impossible_travel_and_imei_cloning(spark):
     slow = [_row(10 + i, 600 + 300 * i, sub="t2", cell="c1" if i % 2 == 0 else "c3") for i in range(3)]
     clone = [_row(20 + i, 600 + 10 * i, sub="a" if i % 2 else "b", imsi="ia" if i % 2 else "ib", imei="E1",
                   cell="c1" if i % 2 else "c2") for i in range(6)]  # Alger and Oran, about 350 km
-    usage = spark.createDataFrame(hops + slow + clone, USAGE)
+    # A SIM moved into another line's handset in the same town: one IMEI, two IMSIs, no distance.
+    swap = [_row(30 + i, 600 + 10 * i, sub="d" if i % 2 else "e", imsi="id" if i % 2 else "ie", imei="E2",
+                 cell="c1") for i in range(4)]
+    usage = spark.createDataFrame(hops + slow + clone + swap, USAGE)
     assert [r["entity_id"] for r in anomalies.impossible_travel(usage, cells).collect()] == ["t1"]
     cloned = anomalies.imei_cloning(usage, cells).collect()
     assert [(r["entity_id"], r["entity_type"]) for r in cloned] == [("E1", "imei")]
