@@ -135,6 +135,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
           fresh: bool = False, timeout_s: float = 120, group_id: str | None = None) -> JobState:
     """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``
     (then with a new consumer group: ``group_id``, or one named after the job and the time).
+    Returns once every task of the job runs, so records sent from then on are read at once.
     The detection job needs the pseudonymisation ``key`` and the ``cells`` reference."""
     from stack.services.flink import client_env, pyflink_home
 
@@ -178,6 +179,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     while time.monotonic() < deadline:
         current = running(settings, job)
         if current and current.state == "RUNNING":
+            _wait_tasks_running(settings, current.job_id, deadline - time.monotonic())
             return current
         time.sleep(1)
     raise CdrError(f"{spec.name} was submitted but is not RUNNING after {timeout_s:.0f} s (see the Flink UI)")
@@ -257,6 +259,18 @@ def _sum_metric(settings: Settings, job_id: str, suffix: str) -> float | None:
             total += sum(m.get("sum", 0) for m in vals)
             found = True
     return total if found else None
+
+
+def _wait_tasks_running(settings: Settings, job_id: str, timeout_s: float) -> None:
+    """A job is RUNNING once scheduled, while its tasks may still be deploying (and the detection
+    job's Python workers starting): a job that has started reads its topics."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        vertices = httpx.get(f"{_rest(settings)}/jobs/{job_id}", timeout=5).json()["vertices"]
+        if vertices and all(v["status"] == "RUNNING" for v in vertices):
+            return
+        time.sleep(0.5)
+    raise CdrError(f"the tasks of job {job_id} are not all RUNNING after the start timeout (see the Flink UI)")
 
 
 def _last_checkpoint(settings: Settings, job_id: str) -> int:
