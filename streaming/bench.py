@@ -10,7 +10,8 @@ cluster with the same settings (acks=all, idempotence, lz4, linger 20 ms, 512 Ki
 Then the jobs drain the CDRs pre-loaded into the bench topics, each timed from its submission:
 the bronze landing until the offsets it commits with its checkpoints (so: records in committed
 Parquet files) cover every record, the detection job until its own metric (records valid plus
-dead-lettered) has counted every record.
+dead-lettered) has counted every record. Last, the alert latency of the detection job while the
+producer streams scenarios at a steady rate (``bench_latency``).
 Results are printed as a Markdown table for docs/benchmarks.md.
 """
 
@@ -172,9 +173,10 @@ def bench_latency(settings, cells_dir: Path, rate: float, subscribers: int, days
     generator's days are replayed accelerated so that they yield ``rate`` records/s); the moments
     come from the producer's progress (wall time, event time reached), interpolated.
 
-    The stream starts once every task of the job runs (``jobs.start`` waits for them). Reported for all alerts and for the steady state: the windows the stream passed
-    after its first ``warm_up_s`` (JIT compilation, first checkpoint). The job's lag (records sent
-    but not yet counted by the job) is sampled every 2 s: a job that keeps up has a flat lag."""
+    The stream starts once every task of the job runs (``jobs.start`` waits for them). Reported
+    for all alerts and for the steady state: the windows the stream passed after its first
+    ``warm_up_s`` (JIT compilation, first checkpoint). The job's lag (records sent but not yet
+    counted by the job) is sampled every 2 s: a job that keeps up has a flat lag."""
     import bisect
     import datetime as dt
     import threading
@@ -192,7 +194,7 @@ def bench_latency(settings, cells_dir: Path, rate: float, subscribers: int, days
     source = LiveSource(LiveOptions(subscribers=subscribers, days=days))
     cells = jobs.write_cells(source.engine.pop.cells.table, cells_dir / "bench-cells.parquet", 6)
     jobs.stop(settings, "detection", savepoint=False)
-    state = jobs.start(settings, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # returns once its tasks run
+    jobs.start(settings, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # returns once its tasks run
     # The event clock alone would give about `rate` records/s (about 28 CDRs per subscriber and day).
     speedup = rate / (subscribers * 28 / 86_400)
     marks: list[tuple[int, float, int]] = []  # (event time reached in µs, wall clock s, records sent)
