@@ -149,7 +149,7 @@ bench-generator: $(CORE)/.installed ## CDRs/s of the generator against pyarrow's
 	taskset -c 0 $(PY) -m generator.bench --rows $(BENCH_CDRS)
 
 .PHONY: bench-stream
-bench-stream: setup ## Producer records/s against Kafka's ProducerPerformance; bronze and detection drain rates
+bench-stream: setup ## Producer records/s against Kafka's ProducerPerformance; bronze and detection drain rates; alert latency at 10,000 records/s
 	mvn -q dependency:get -Dartifact=org.apache.kafka:kafka-tools:4.1.1 -Dtransitive=false  # ProducerPerformance
 	$(PY) -m streaming.bench
 
