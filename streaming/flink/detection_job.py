@@ -124,7 +124,7 @@ def main(argv: list[str]) -> None:
         # An alert crosses several exchanges (source -> window aggregations -> alerts -> Python ->
         # sink), each holding a part-filled network buffer up to this long; at the default 100 ms
         # the alert latency p95 at 10,000 records/s was 3.9-12 s, at 10 ms 0.6-1.0 s, with no loss
-        # of drain rate (docs/benchmarks.md, "Alert latency").
+        # of drain rate (docs/benchmarks.md, "Alert latency in the steady state").
         "execution.buffer-timeout.interval": "10 ms",
         # SQL operators do not hold on to the rows they emit: chained operators can share them
         # instead of copying every wide message row once per consumer (a quarter of the CPU).
