@@ -16,8 +16,11 @@ def spark_conf() -> dict[str, str]:
     """The batch jobs' Spark settings over the stack's shared ones; sizes from settings [batch]."""
     from cdr.settings import get_settings
 
+    from batch.jobs import SPARK_CONF
+
     batch = get_settings().batch
     return {
+        **SPARK_CONF,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(batch.shuffle_partitions),
         "spark.driver.memory": f"{batch.driver_memory_mb}m",

@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from batch.frames import local_frame
 from cdr.contract import RECORD_TYPES
 from cdr.geo import haversine_km
 from cdr.profile import Profile
@@ -76,7 +77,7 @@ def dim_date(spark: SparkSession, first: dt.date, last: dt.date, profile: Profil
     rows = [(int(d.strftime("%Y%m%d")), d, d.year, (d.month - 1) // 3 + 1, d.month, d.strftime("%Y-%m"), d.day,
              d.strftime("%A"), d.strftime("%A") in profile.weekend, profile.in_ramadan(d))
             for d in days]
-    return spark.createDataFrame(rows, "date_key int, date date, year int, quarter int, month int, "
+    return local_frame(spark, rows, "date_key int, date date, year int, quarter int, month int, "
                                        "month_key string, day int, weekday string, is_weekend boolean, "
                                        "is_ramadan boolean")
 
@@ -93,7 +94,7 @@ def dim_time(spark: SparkSession, profile: Profile) -> DataFrame:
         hour = minute // 60
         local = (hour + profile.timezone_offset_h) % 24
         rows.append((minute, hour, minute % 60, local, day_period(local)))
-    return spark.createDataFrame(rows, "time_key int, hour_utc int, minute int, local_hour int, day_period string")
+    return local_frame(spark, rows, "time_key int, hour_utc int, minute int, local_hour int, day_period string")
 
 
 def nearest_site_km(lat: np.ndarray, lon: np.ndarray, operator: np.ndarray) -> np.ndarray:
@@ -119,7 +120,7 @@ def dim_cell(spark: SparkSession, cells: DataFrame) -> DataFrame:
     op = np.array([r["operator"] for r in rows])
     near = nearest_site_km(lat, lon, op) if rows else np.array([])
     data = [(*r, bool(re.match(r"^[0-9]{5}-", r["cell_id"])), float(round(k, 3))) for r, k in zip(rows, near)]
-    return spark.createDataFrame(data, "cell_id string, operator string, region string, region_code int, "
+    return local_frame(spark, data, "cell_id string, operator string, region string, region_code int, "
                                        "latitude double, longitude double, technology string, "
                                        "is_radio_cell boolean, nearest_site_km double")
 
@@ -132,13 +133,13 @@ SERVICES = {
 
 def dim_service(spark: SparkSession) -> DataFrame:
     rows = [(i + 1, name, *SERVICES[name]) for i, name in enumerate(RECORD_TYPES)]
-    return spark.createDataFrame(rows, "service_key int, service string, description string, billing_unit string")
+    return local_frame(spark, rows, "service_key int, service string, description string, billing_unit string")
 
 
 def dim_device(spark: SparkSession, profile: Profile) -> DataFrame:
     """Handset models by TAC (the first 8 IMEI digits: a model, not a person)."""
     rows = [(d.tac, d.brand, d.model, d.technology) for d in profile.devices]
-    return spark.createDataFrame(rows, "tac string, brand string, model string, technology string")
+    return local_frame(spark, rows, "tac string, brand string, model string, technology string")
 
 
 def dim_tariff(spark: SparkSession, profile: Profile) -> DataFrame:
@@ -155,4 +156,4 @@ def dim_tariff(spark: SparkSession, profile: Profile) -> DataFrame:
     rows = [(p.code, p.line_type, p.payment, p.segment, float(p.monthly_fee), float(p.voice_min), float(p.sms),
              float(p.data_mb), float(p.voice_per_min), float(p.voice_per_min_international), float(p.sms_each),
              float(p.data_per_mb), bool(p.unlimited_data), float(profile.vat_rate)) for p in profile.plans]
-    return spark.createDataFrame(rows, fields)
+    return local_frame(spark, rows, fields)

@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 
 
+# Partitioned writes without sorting every row by the partition column first: each task keeps one
+# writer open per date it meets (a run has a few) and sorts only past this many. Planned writes
+# would put that sort into the query plan, where it always runs.
+WRITE_CONF = {"spark.sql.optimizer.plannedWrite.enabled": "false",
+              "spark.sql.maxConcurrentOutputFileWriters": "8"}
+
+
 @dataclass(frozen=True)
 class Zones:
     """Folders of the zones under one root URI (``{hdfs.uri}{hdfs.root}`` by default)."""

@@ -21,13 +21,19 @@ from cdr.profile import Profile
 from cdr.validation import rules_for
 
 from batch import anomalies, dims, facts, features, io, marts
+from batch.frames import ARROW_CONF, local_frame
 from batch.pseudonymise import identifier_columns, pads_frame, pseudonymise_columns
 from batch.read import SOURCE_FILE, read_cdr, read_reference
 from batch.validate import clean_records, quarantine_records, reconciliation, tag_records
 
 FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "json": "jsonl"}
+# What the chain needs of its Spark session (batch.cli's session, the benchmark's and the tests').
+SPARK_CONF = {**ARROW_CONF, **io.WRITE_CONF}
 STEPS = ("land", "validate", "dims", "facts", "features", "anomalies", "marts")
 LANDED = "landed_date"
+# cdr_ops.reconciliation (the columns of validate.reconciliation).
+RECONCILIATION_SCHEMA = ("batch_id string, record_type string, records_in bigint, clean bigint, quarantined bigint, "
+                         "duplicates bigint, date date, files_rejected bigint, balanced boolean")
 
 
 @dataclass
@@ -100,7 +106,7 @@ def _register_raw_tables(ctx: BatchContext) -> None:
         fmt = _format_of(io.list_files(spark, f"{folder}/{days[0]}")[0])
         using, options = {"parquet": ("parquet", ""), "csv": ("csv", "OPTIONS (header 'true')"),
                           "jsonl": ("json", "")}[fmt]
-        empty = spark.createDataFrame([], spark_schema(rt)).withColumn("date", F.lit(None).cast("string"))
+        empty = local_frame(spark, [], spark_schema(rt)).withColumn("date", F.lit(None).cast("string"))
         name = io.register_table(spark, zones, "cdr_raw", rt_name, empty, partition_column="date", using=using,
                                  location=folder, options=options)
         spark.sql(f"ALTER TABLE {name} ADD IF NOT EXISTS " + " ".join(f"PARTITION (`date`='{d[5:]}')" for d in days))
@@ -173,7 +179,8 @@ def validate(ctx: BatchContext) -> None:
     ctx.warehouse.write_partitions("cdr_ops", "quarantine", _union(quarantined), "date", landed, 1)
     for tagged in cached:  # kept until the quarantine is written from them
         tagged.unpersist()
-    ctx.warehouse.write_partitions("cdr_ops", "reconciliation", spark.createDataFrame(recon), "date", landed, 1)
+    ctx.warehouse.write_partitions("cdr_ops", "reconciliation", local_frame(spark, recon, RECONCILIATION_SCHEMA),
+                                   "date", landed, 1)
     order = list(RECORD_TYPES)
     for r in sorted(recon, key=lambda r: (r["date"], order.index(r["record_type"]))):
         ctx.log(f"validate {r['date']} {r['record_type']:<5}: in {r['records_in']} = clean {r['clean']} "
@@ -204,7 +211,7 @@ def _rejected_files(spark: SparkSession, rejected: dict[dt.date, list], record_t
                     bids: dict[dt.date, str]) -> DataFrame:
     rows = [(bids[day], record_type, None, "unparseable", r.reason, None, r.path, day)
             for day, found in rejected.items() for r in found]
-    return spark.createDataFrame(rows, "batch_id string, record_type string, record_id string, rule_code string, "
+    return local_frame(spark, rows, "batch_id string, record_type string, record_id string, rule_code string, "
                                        "reason string, raw_record string, source_file string, date date")
 
 
@@ -259,15 +266,13 @@ def load_facts(ctx: BatchContext) -> None:
 def load_features(ctx: BatchContext) -> None:
     spark, zones = ctx.spark, ctx.zones
     cells = spark.table(f"{zones.db('cdr_dw')}.dim_cell")
-    # Five aggregations scan the same rows: read them once for this step.
-    usage = _days(ctx, "cdr_dw", "fact_usage").persist(StorageLevel.MEMORY_AND_DISK)
+    usage = _days(ctx, "cdr_dw", "fact_usage")
     for name, df in (("feature_cell_hourly", features.cell_hourly(usage)),
                      ("feature_region_hourly", features.region_hourly(usage, cells)),
                      ("feature_service_hourly", features.service_hourly(usage)),
                      ("feature_subscriber_daily", features.subscriber_daily(usage)),
                      ("feature_service_daily", features.service_daily(usage))):
         ctx.warehouse.write_partitions("cdr_dw", name, df, "date", ctx.dates, 1)
-    usage.unpersist()
     daily = spark.table(f"{zones.db('cdr_dw')}.feature_service_daily")
     ctx.warehouse.write_table("cdr_dw", "feature_service_trends", features.service_trends(daily))
     ctx.log(f"features: {len(ctx.dates)} day(s)")

@@ -11,6 +11,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from batch.frames import local_frame
 from cdr.contract import RecordType
 from cdr.pseudonym import hmac_pads
 
@@ -20,7 +21,7 @@ IPAD, OPAD = "_ipad", "_opad"
 def pads_frame(spark: SparkSession, key: bytes) -> DataFrame:
     ipad, opad = hmac_pads(key)
     schema = T.StructType([T.StructField(IPAD, T.BinaryType()), T.StructField(OPAD, T.BinaryType())])
-    return spark.createDataFrame([(bytearray(ipad), bytearray(opad))], schema)
+    return local_frame(spark, [(bytearray(ipad), bytearray(opad))], schema)
 
 
 def canonical(value: Column) -> Column:

@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from batch.frames import local_frame
 from cdr.contract import RecordType, spark_schema
 
 CORRUPT = "_corrupt_record"
@@ -148,7 +149,7 @@ def empty_raw(spark: SparkSession, rt: RecordType) -> DataFrame:
     schema = spark_schema(rt)
     for name in (RAW_JSON, PARSE_CODE, SOURCE_FILE):
         schema = schema.add(T.StructField(name, T.StringType(), True))
-    return spark.createDataFrame([], schema)
+    return local_frame(spark, [], schema)
 
 
 def read_reference(spark: SparkSession, path: str, rt: RecordType, file_format: str) -> DataFrame:

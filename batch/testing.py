@@ -8,12 +8,17 @@ import pytest
 
 
 def local_session(master: str = "local[1]", shuffle_partitions: int = 1, driver_memory: str = "1g"):
-    """A Spark session without the stack (in-memory catalogue), UI off, UTC.
-    Defaults (local[1], one shuffle partition) keep unit tests fast and deterministic."""
+    """A Spark session without the stack (in-memory catalogue), UI off, UTC, with the settings the
+    chain needs. Defaults (local[1], one shuffle partition) keep unit tests fast and deterministic."""
     from pyspark.sql import SparkSession
 
+    from batch.jobs import SPARK_CONF
+
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return (SparkSession.builder.master(master).appName("cdr-batch-local")
+    builder = SparkSession.builder
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    return (builder.master(master).appName("cdr-batch-local")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(shuffle_partitions))

@@ -19,19 +19,13 @@ from cdr.validation import ALL_CODES, Rule
 from batch.read import PARSE_CODE, RAW_JSON, SOURCE_FILE, raw_record
 
 CODE, FIELD = "_code", "_field"
+_SEP = "|"  # between a rule's code and its field in first_violation (neither contains it)
 KNOWN_CELL = "_known_cell"
 
 
 def _luhn_ok(v: Column) -> Column:
-    """15 digits whose last is the Luhn check digit of the first 14 (the rightmost body digit doubled)."""
-    total = F.lit(0)
-    for i in range(14):
-        d = F.substring(v, i + 1, 1).cast("int")
-        if (13 - i) % 2 == 0:
-            d = F.when(d * 2 > 9, d * 2 - 9).otherwise(d * 2)
-        total = total + d
-    check = (F.lit(10) - total % 10) % 10
-    return v.rlike(r"^[0-9]{15}$") & (check == F.substring(v, 15, 1).cast("int"))
+    """15 digits whose last is the Luhn check digit of the first 14 (Spark's own luhn_check)."""
+    return v.rlike(r"^[0-9]{15}$") & F.call_function("luhn_check", v)
 
 
 def violating_field(rule: Rule, reference_time: dt.datetime) -> Column:
@@ -70,12 +64,9 @@ def violating_field(rule: Rule, reference_time: dt.datetime) -> Column:
 
 
 def first_violation(rules: list[Rule], reference_time: dt.datetime) -> Column:
-    """struct(code, field) of the first broken rule, or null."""
-    return F.coalesce(*[
-        F.when(violating_field(r, reference_time).isNotNull(),
-               F.struct(F.lit(r.code).alias("code"), violating_field(r, reference_time).alias("field")))
-        for r in rules
-    ])
+    """"code|field" of the first broken rule, or null. Each rule is evaluated once: concat is null
+    while its field is, and coalesce stops at the first rule that is not."""
+    return F.coalesce(*[F.concat(F.lit(f"{r.code}{_SEP}"), violating_field(r, reference_time)) for r in rules])
 
 
 def with_known_cell(df: DataFrame, cells: DataFrame) -> DataFrame:
@@ -114,12 +105,11 @@ def tag_records(raw: DataFrame, rules: list[Rule], cells: DataFrame, reference_t
     df = with_known_cell(copy_numbers(raw, by), cells).withColumn(
         "_copy", F.when(parsed & F.col("record_id").isNotNull(), F.col("_copy")))
     violation = first_violation(rules, reference_time)
-    tagged = df.withColumn("_v", F.when(~parsed, F.struct(F.col(PARSE_CODE).alias("code"),
-                                                         F.lit(None).cast("string").alias("field")))
-                           .when(F.col("_copy") > 1, F.struct(F.lit("duplicate").alias("code"),
-                                                              F.lit("record_id").alias("field")))
+    tagged = df.withColumn("_v", F.when(~parsed, F.col(PARSE_CODE))
+                           .when(F.col("_copy") > 1, F.lit(f"duplicate{_SEP}record_id"))
                            .otherwise(violation))
-    return (tagged.withColumn(CODE, F.col("_v.code")).withColumn(FIELD, F.col("_v.field"))
+    return (tagged.withColumn(CODE, F.substring_index("_v", _SEP, 1))
+            .withColumn(FIELD, F.when(F.col("_v").contains(_SEP), F.substring_index("_v", _SEP, -1)))
             .drop("_v", "_copy", KNOWN_CELL))
 
 
