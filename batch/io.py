@@ -188,7 +188,9 @@ def write_partitions(spark: SparkSession, df: DataFrame, target: str, column: st
     nothing else: a row of another value is an error, so a rerun of some days leaves exactly the
     rows a run of those days alone writes."""
     staging = f"{target.rstrip('/')}/.staging-{uuid.uuid4().hex[:8]}"  # hidden: readers skip it
-    out = df.coalesce(partitions) if partitions else df
+    # repartition, not coalesce: coalesce(1) would also run the query feeding it in one task (the
+    # quarantine filtered all of a run's cached rows on one core); a shuffle keeps that parallel.
+    out = df.repartition(partitions) if partitions else df
     out.write.mode("overwrite").partitionBy(column).parquet(staging)
     fs, staging_path = _fs(spark, staging)
     names = {f"{column}={v}" for v in values}
