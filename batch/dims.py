@@ -78,8 +78,8 @@ def dim_date(spark: SparkSession, first: dt.date, last: dt.date, profile: Profil
              d.strftime("%A"), d.strftime("%A") in profile.weekend, profile.in_ramadan(d))
             for d in days]
     return local_frame(spark, rows, "date_key int, date date, year int, quarter int, month int, "
-                                       "month_key string, day int, weekday string, is_weekend boolean, "
-                                       "is_ramadan boolean")
+                                    "month_key string, day int, weekday string, is_weekend boolean, "
+                                    "is_ramadan boolean")
 
 
 def day_period(local_hour: int) -> str:
@@ -121,8 +121,8 @@ def dim_cell(spark: SparkSession, cells: DataFrame) -> DataFrame:
     near = nearest_site_km(lat, lon, op) if rows else np.array([])
     data = [(*r, bool(re.match(r"^[0-9]{5}-", r["cell_id"])), float(round(k, 3))) for r, k in zip(rows, near)]
     return local_frame(spark, data, "cell_id string, operator string, region string, region_code int, "
-                                       "latitude double, longitude double, technology string, "
-                                       "is_radio_cell boolean, nearest_site_km double")
+                                    "latitude double, longitude double, technology string, "
+                                    "is_radio_cell boolean, nearest_site_km double")
 
 
 SERVICES = {

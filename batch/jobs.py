@@ -212,7 +212,7 @@ def _rejected_files(spark: SparkSession, rejected: dict[dt.date, list], record_t
     rows = [(bids[day], record_type, None, "unparseable", r.reason, None, r.path, day)
             for day, found in rejected.items() for r in found]
     return local_frame(spark, rows, "batch_id string, record_type string, record_id string, rule_code string, "
-                                       "reason string, raw_record string, source_file string, date date")
+                                    "reason string, raw_record string, source_file string, date date")
 
 
 def load_dims(ctx: BatchContext) -> None:
