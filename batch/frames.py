@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-# What the frames need of the session (batch.cli and the benchmark's session set it).
+# What the frames need of the session (part of batch.jobs.SPARK_CONF, which every batch session sets).
 # Without fallback a conversion problem fails the job instead of silently taking the slow path.
 ARROW_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true",
               "spark.sql.execution.arrow.pyspark.fallback.enabled": "false"}

@@ -44,7 +44,7 @@ def scenario_scores(spark: SparkSession, zones: io.Zones, dataset: str, key: byt
     return score(detections, labels, lambda value: pseudonymise(value, key))
 
 
-def _dataset_days(spark: SparkSession, zones: io.Zones, table: str, dataset: str) -> DataFrame:
+def _on_dataset_days(spark: SparkSession, zones: io.Zones, table: str, dataset: str) -> DataFrame:
     """The rows of a cdr_ops table for the days the dataset holds: the warehouse may hold other
     days (other datasets, the speed layer's bronze), whose records the labels do not describe."""
     from batch.jobs import input_dates
@@ -55,7 +55,7 @@ def _dataset_days(spark: SparkSession, zones: io.Zones, table: str, dataset: str
 def defect_catch(spark: SparkSession, zones: io.Zones, dataset: str) -> DataFrame:
     """Per labelled defect code: labelled, caught with that code, caught with any code."""
     labels = read_labels(spark, dataset, "defects")
-    quarantine = _dataset_days(spark, zones, "quarantine", dataset).select("record_id", "rule_code").distinct()
+    quarantine = _on_dataset_days(spark, zones, "quarantine", dataset).select("record_id", "rule_code").distinct()
     joined = labels.join(quarantine, "record_id", "left")
     return (joined.groupBy("defect").agg(
         F.countDistinct("record_id").alias("labelled"),
@@ -68,9 +68,9 @@ def false_quarantine(spark: SparkSession, zones: io.Zones, dataset: str) -> tupl
     """(quarantined records without a defect label, clean records) of the dataset's days: the goal
     is < 0.1 %."""
     labels = read_labels(spark, dataset, "defects").select("record_id")
-    quarantine = _dataset_days(spark, zones, "quarantine", dataset).filter(F.col("record_id").isNotNull())
+    quarantine = _on_dataset_days(spark, zones, "quarantine", dataset).filter(F.col("record_id").isNotNull())
     unlabelled = quarantine.join(labels, "record_id", "left_anti").count()
-    clean = _dataset_days(spark, zones, "reconciliation", dataset).agg(F.sum("clean")).first()[0] or 0
+    clean = _on_dataset_days(spark, zones, "reconciliation", dataset).agg(F.sum("clean")).first()[0] or 0
     return unlabelled, clean
 
 
@@ -87,7 +87,7 @@ def defect_report(spark: SparkSession, zones: io.Zones, dataset: str) -> str:
     unlabelled, clean = false_quarantine(spark, zones, dataset)
     lines.append(f"clean records quarantined without a label: {unlabelled} of {clean} "
                  f"({(unlabelled / clean if clean else 0):.4%})")
-    recon = _dataset_days(spark, zones, "reconciliation", dataset).agg(
+    recon = _on_dataset_days(spark, zones, "reconciliation", dataset).agg(
         F.sum("records_in"), F.sum("clean"), F.sum("quarantined"), F.sum("duplicates"),
         F.min(F.col("balanced").cast("int"))).first()
     lines.append(f"reconciliation: in {recon[0]} = clean {recon[1]} + quarantined {recon[2]} + duplicates {recon[3]}"

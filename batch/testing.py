@@ -15,10 +15,7 @@ def local_session(master: str = "local[1]", shuffle_partitions: int = 1, driver_
     from batch.jobs import SPARK_CONF
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = SparkSession.builder
-    for key, value in SPARK_CONF.items():
-        builder = builder.config(key, value)
-    return (builder.master(master).appName("cdr-batch-local")
+    return (SparkSession.builder.config(map=SPARK_CONF).master(master).appName("cdr-batch-local")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
