@@ -125,6 +125,10 @@ class BronzeSettings(BaseModel):
     checkpoint_interval_s: int
 
 
+class DetectionSettings(BaseModel):
+    checkpoint_interval_s: int
+
+
 class TopicSettings(BaseModel):
     prefix: str
     partitions: int
@@ -154,6 +158,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings
     topics: TopicSettings
     bronze: BronzeSettings
+    detection: DetectionSettings
 
     @property
     def bronze_uri(self) -> str:

@@ -185,7 +185,7 @@ def stream_start(
     subscribers: int = typer.Option(20_000, help="Live mode: population size the producer uses (for the cell reference)."),
     seed: int = typer.Option(42, help="Live mode: master seed the producer uses."),
     parallelism: int = typer.Option(1, help="Flink parallelism (1-2 on a shared 2-core machine)."),
-    fresh: bool = typer.Option(False, help="Ignore the last savepoint and committed offsets: read the topics from the start."),
+    fresh: bool = typer.Option(False, help="Ignore the last savepoint or checkpoint and the committed offsets: read the topics from the start."),
 ) -> None:
     """Submit the speed layer's jobs to the Flink session cluster: bronze landing (every topic to
     Parquet on HDFS) and detection (alerts, live KPIs, dead letters)."""
@@ -299,6 +299,10 @@ def stream_status() -> None:
             m = jobs.job_metrics(settings, j.job_id)
             line += "  " + " · ".join(f"{k} {int(v):,}" for k, v in sorted(m.items()))
         typer.echo(line)
+    for name, spec in jobs.JOBS.items():
+        if not any(j.name == spec.name and j.state == "RUNNING" for j in found):
+            point = jobs.resume_point(settings, name)
+            typer.echo(f"{spec.name:<16} next start resumes from {point or 'its committed Kafka offsets (none: the start of the topics)'}")
 
 
 @stream_app.command("score")

@@ -2,8 +2,9 @@
 
 Jobs are submitted with the Flink CLI of the PyFlink distribution (``flink run -d -py``) in
 the stack's client environment, so SQL planning finds the connectors the cluster has. They are
-found again by name through the REST API. Stopping takes a savepoint; the next start resumes
-from the latest one (and, failing that, from the Kafka offsets committed at each checkpoint).
+found again by name through the REST API. Stopping takes a savepoint; a job cancelled or failed
+keeps its latest checkpoint. The next start resumes from the newer of the two (and, with
+neither, from the Kafka offsets committed at each checkpoint).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ class JobSpec:
     name: str
     script: Path
     pseudonymises: bool  # reads the key and the cell reference (the detection job)
+    settings_section: str  # its section of the settings (checkpoint interval)
 
 
 JOBS = {
-    "bronze": JobSpec("cdr-bronze", REPO_ROOT / "streaming" / "flink" / "bronze_job.py", False),
-    "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True),
+    "bronze": JobSpec("cdr-bronze", REPO_ROOT / "streaming" / "flink" / "bronze_job.py", False, "bronze"),
+    "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True, "detection"),
 }
 SERVING_SQL = Path(__file__).with_name("serving.sql")
 
@@ -143,11 +145,10 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     if current:
         return current
     spec = JOBS[job]
-    state = _load_state(settings)
-    savepoint = None if fresh else state.get(job, {}).get("savepoint")
+    restore = None if fresh else resume_point(settings, job)
     args = [str(pyflink_home(settings) / "bin" / "flink"), "run", "-d", "-py", str(spec.script)]
-    if savepoint and Path(savepoint.removeprefix("file:")).exists():
-        args += ["-s", savepoint, "--allowNonRestoredState"]
+    if restore:
+        args += ["-s", str(restore), "--allowNonRestoredState"]
     args += ["--parallelism", str(parallelism)]
     if fresh:
         args += ["--group-id", group_id or f"{spec.name}-{int(time.time())}"]
@@ -162,8 +163,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
         os.write(fd, key)
         os.close(fd)
         args += ["--key-file", key_path]
-    else:
-        args += ["--checkpoint-interval", f"{settings.bronze.checkpoint_interval_s} s"]
+    args += ["--checkpoint-interval", f"{getattr(settings, spec.settings_section).checkpoint_interval_s} s"]
     env = {**os.environ, **client_env(settings), "PYTHONPATH": str(REPO_ROOT)}
     try:
         proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -179,6 +179,9 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     while time.monotonic() < deadline:
         current = running(settings, job)
         if current and current.state == "RUNNING":
+            # This run's checkpoints are where a restart after a cancel or failure resumes; a
+            # fresh start forgets the savepoint of the runs before it.
+            _remember(settings, job, run=current.job_id, **({"savepoint": None} if fresh else {}))
             _wait_tasks_running(settings, current.job_id, deadline - time.monotonic())
             return current
         time.sleep(1)
@@ -206,9 +209,7 @@ def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float 
             if "failure-cause" in op:
                 raise CdrError(f"stop with savepoint failed: {op['failure-cause'].get('stack-trace', '')[:500]}")
             location = op["location"]
-            state = _load_state(settings)
-            state[job] = {"savepoint": location}
-            _state_file(settings).write_text(json.dumps(state, indent=2))
+            _remember(settings, job, savepoint=location)
             _wait_gone(settings, job, timeout_s)
             return location
         time.sleep(1)
@@ -216,7 +217,8 @@ def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float 
 
 
 def forget_savepoints(settings: Settings) -> None:
-    """The next start reads from the committed offsets (or the start), not from a savepoint."""
+    """The next start reads from the committed offsets (or the start), not from a savepoint or a
+    retained checkpoint."""
     _state_file(settings).unlink(missing_ok=True)
 
 
@@ -229,6 +231,39 @@ def _wait_gone(settings: Settings, job: str, timeout_s: float) -> None:
 def _load_state(settings: Settings) -> dict:
     path = _state_file(settings)
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _state_key(settings: Settings, job: str) -> str:
+    """A job's state belongs to the topics it reads: a benchmark's or a test's run of the same job
+    on its own topics must not become the resume point of the platform's."""
+    return f"{job}@{settings.topics.prefix}"
+
+
+def _remember(settings: Settings, job: str, **fields: str | None) -> None:
+    state = _load_state(settings)
+    entry = {**state.get(_state_key(settings, job), {}), **fields}
+    state[_state_key(settings, job)] = {k: v for k, v in entry.items() if v is not None}
+    path = _state_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".tmp")
+    staged.write_text(json.dumps(state, indent=2))
+    staged.replace(path)  # a crash mid-write leaves the previous state, not half a file
+
+
+def resume_point(settings: Settings, job: str) -> Path | None:
+    """Where the next start of ``job`` resumes: the newer of its last savepoint and the latest
+    checkpoint its last run retained (checkpoints are kept when a job is cancelled or fails),
+    or None. A checkpoint still being written has no ``_metadata`` yet and is not a candidate."""
+    from stack.services.flink import checkpoints_dir
+
+    entry = _load_state(settings).get(_state_key(settings, job), {})
+    candidates = []
+    if entry.get("savepoint"):
+        candidates.append(Path(entry["savepoint"].removeprefix("file:")))
+    if entry.get("run"):
+        candidates += (checkpoints_dir(settings) / entry["run"]).glob("chk-*")
+    complete = [c for c in candidates if (c / "_metadata").is_file()]
+    return max(complete, key=lambda c: (c / "_metadata").stat().st_mtime) if complete else None
 
 
 def job_metrics(settings: Settings, job_id: str) -> dict[str, float]:

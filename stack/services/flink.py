@@ -30,6 +30,11 @@ def pyflink_home(settings: Settings) -> Path:
     return found[-1].parent.parent
 
 
+def checkpoints_dir(settings: Settings) -> Path:
+    """Where the cluster keeps the jobs' checkpoints: ``<job id>/chk-<n>`` per retained checkpoint."""
+    return StackPaths.from_settings(settings).service(Flink.name) / "checkpoints"
+
+
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():
@@ -103,7 +108,7 @@ class Flink(Service):
                 "python.client.executable": python,
                 # HDFS clients in the jobs (bronze landing) write as many replicas as there are DataNodes.
                 "flink.hadoop.dfs.replication": self.settings.hdfs.replication,
-                "execution.checkpointing.dir": f"file://{self.dir / 'checkpoints'}",
+                "execution.checkpointing.dir": f"file://{checkpoints_dir(self.settings)}",
                 "execution.checkpointing.savepoint-dir": f"file://{self.dir / 'savepoints'}",
             }
         )

@@ -33,7 +33,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=JOB_NAME)
     parser.add_argument("--group-id", default=JOB_NAME)
     parser.add_argument("--parallelism", type=int, default=1)
-    parser.add_argument("--checkpoint-interval", default="30 s")
+    parser.add_argument("--checkpoint-interval", required=True, help="e.g. '10 s' (settings: checkpoint_interval_s)")
     args = parser.parse_args(argv)
 
     from streaming.flink import streaming_environment

@@ -106,7 +106,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--key-file", required=True)
     parser.add_argument("--group-id", default=JOB_NAME)
     parser.add_argument("--parallelism", type=int, default=1)
-    parser.add_argument("--checkpoint-interval", default="10 s")
+    parser.add_argument("--checkpoint-interval", required=True, help="e.g. '10 s' (settings: checkpoint_interval_s)")
     args = parser.parse_args(argv)
     key_file = Path(args.key_file)
     key = key_file.read_bytes()
