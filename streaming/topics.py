@@ -68,6 +68,7 @@ def apply_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
             result[name] = "created"
+        await_partitions(admin, {s.name: s.partitions for s in missing}, timeout_s)
     for s in specs:
         if s.name in result:
             continue
@@ -84,6 +85,25 @@ def apply_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
             changed = True
         result[s.name] = "updated" if changed else "unchanged"
     return result
+
+
+def await_partitions(admin, expected: dict[str, int], timeout_s: float = 30.0) -> None:
+    """Wait until the cluster's metadata lists every topic with its partitions.
+
+    A created topic reaches the brokers' metadata asynchronously: right after creation, the
+    broker answering may list it without partitions, and a producer or a describe on it fails."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = admin.list_topics(timeout=timeout_s).topics
+        pending = {name: count for name, count in expected.items()
+                   if name not in listed or len(listed[name].partitions) < count}
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without all their partitions {timeout_s:.0f} s after creation: {pending}")
+        time.sleep(0.2)
 
 
 def delete_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:

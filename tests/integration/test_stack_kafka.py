@@ -68,10 +68,13 @@ def test_topic_config_uses_the_stack_defaults(local_stack):
     """A topic created without explicit settings gets RF 3 and min.insync.replicas 2."""
     from confluent_kafka.admin import NewTopic
 
+    from streaming.topics import await_partitions
+
     bootstrap = local_stack.settings.kafka.bootstrap
     admin = _admin(bootstrap)
     name = f"stack-test-defaults-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(name, num_partitions=1)])[name].result(timeout=30)
+    await_partitions(admin, {name: 1})
     partition = admin.list_topics(name, timeout=10).topics[name].partitions[0]
     entries = _topic_config(admin, name)
     assert len(partition.replicas) == 3
