@@ -27,6 +27,7 @@ SUBSCRIBERS = 5000
 # the default days, which must not count as this module's.
 PRODUCER_DAY = dt.date(2024, 12, 29)
 STREAM_DAY = PRODUCER_DAY + dt.timedelta(days=1)  # after the producer test's records: not late
+RESTART_DAY = STREAM_DAY + dt.timedelta(days=1)  # streamed live by the checkpoint-restart test
 MALFORMED = {
     "unparseable": b"not json at all",
     "truncated_line": b'{"record_id":"X1","record_type":"voice","start_time":"2025-12-28T10:0',
@@ -262,6 +263,96 @@ def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_aler
         assert _alerts_of_day(stream_env, day) == reference
     finally:
         # The test's savepoint must not become the one `cdr stream start` resumes from.
+        if saved_state is None:
+            state_file.unlink(missing_ok=True)
+        else:
+            state_file.write_text(saved_state)
+        jobs.stop(stream_env, "detection", savepoint=False)
+
+
+def _trigger_checkpoint(settings, job_id: str, timeout_s: float = 60) -> int:
+    """A checkpoint of the running job now (Flink's REST API); returns its id once complete."""
+    import httpx
+
+    base = f"http://127.0.0.1:{settings.flink.rest_port}/jobs/{job_id}/checkpoints"
+    trigger = httpx.post(base, json={}, timeout=10).json()["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{base}/{trigger}", timeout=10).json()
+        if status["status"]["id"] == "COMPLETED":
+            assert "failure-cause" not in status["operation"], status["operation"]
+            return status["operation"]["checkpointId"]
+        time.sleep(0.2)
+    raise AssertionError(f"checkpoint of {job_id} not complete after {timeout_s:.0f} s")
+
+
+def _settled_alerts(settings, day: dt.date, quiet_s: float = 90, timeout_s: float = 420) -> dict[str, tuple]:
+    """The day's alerts once they have stopped changing for ``quiet_s``, called when the job has
+    read everything: the windows still open when the stream ends fire once its partitions turn
+    idle (the source's idle timeout, 60 s)."""
+    deadline = time.monotonic() + timeout_s
+    last, since = _alerts_of_day(settings, day), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, f"the alerts of {day} still change after {timeout_s:.0f} s"
+        time.sleep(5)
+        now = _alerts_of_day(settings, day)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_the_same_alerts(stream_env, tmp_path):
+    """The job is cancelled (no savepoint: as a crash leaves it) while the producer streams a day;
+    `start` resumes it from the cancelled run's latest checkpoint as the stream goes on. Then an
+    uninterrupted run reads the same topics: the day's alerts must be the same, row for row."""
+    import threading
+
+    from streaming import jobs
+    from streaming.producer import Pacing, send
+    from streaming.source import LiveOptions, LiveSource
+
+    day = RESTART_DAY
+    state_file = stream_env.stack.home_dir / "flink" / "stream-jobs.json"
+    saved_state = state_file.read_text() if state_file.exists() else None
+    source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=day))
+    cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
+    batches = list(source.batches())
+    streamed = sum(len(b.values) for b in batches)
+    jobs.stop(stream_env, "detection", savepoint=False)
+    _delete_alerts(stream_env, _alerts_of_day(stream_env, day))
+    before = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    try:
+        state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+        sent = {}
+        producer = threading.Thread(target=lambda: sent.update(progress=send(stream_env, iter(batches),
+                                                                             Pacing(rate=2500))))
+        producer.start()
+        try:
+            _wait_until_read(stream_env, before + streamed // 3)
+            checkpoint = _trigger_checkpoint(stream_env, state.job_id)
+            jobs.stop(stream_env, "detection", savepoint=False)  # a cancel: no savepoint
+            resumes_from = jobs.resume_point(stream_env, "detection")
+            assert resumes_from.parent.name == state.job_id and int(resumes_from.name.removeprefix("chk-")) >= checkpoint
+            assert producer.is_alive(), "the stream ended before the job was cancelled: not mid-stream"
+            restarted = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)
+        finally:
+            producer.join()
+        assert sent["progress"].errors == 0 and sent["progress"].delivered == streamed
+        assert jobs.wait_caught_up(stream_env, "detection", 300)
+        restored = _settled_alerts(stream_env, day)
+        # It resumed where the checkpoint was, not from the start of the topics.
+        reread = jobs.job_metrics(stream_env, restarted.job_id)
+        assert 0 < reread.get("records_valid", 0) + reread.get("records_dead_lettered", 0) < before + streamed
+
+        jobs.stop(stream_env, "detection", savepoint=False)
+        _delete_alerts(stream_env, restored)
+        jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # uninterrupted, same records
+        _wait_until_read(stream_env, before + streamed, timeout_s=300)
+        uninterrupted = _settled_alerts(stream_env, day)
+        assert len({row[0] for row in uninterrupted.values()}) >= 3, uninterrupted  # several scenarios
+        assert restored == uninterrupted
+    finally:
+        # The test's checkpoints must not become where `cdr stream start` resumes from.
         if saved_state is None:
             state_file.unlink(missing_ok=True)
         else:
