@@ -63,6 +63,22 @@ def stream_env(local_stack):
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def own_resume_state(stream_env):
+    """The test's savepoints and checkpoints must not become where `cdr stream start` resumes from:
+    the resume state is put back, and the detection job cancelled, afterwards."""
+    from streaming import jobs
+
+    state_file = stream_env.stack.home_dir / "flink" / "stream-jobs.json"
+    saved_state = state_file.read_text() if state_file.exists() else None
+    yield
+    if saved_state is None:
+        state_file.unlink(missing_ok=True)
+    else:
+        state_file.write_text(saved_state)
+    jobs.stop(stream_env, "detection", savepoint=False)
+
+
 def _end_offsets(settings, topic: str) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -231,7 +247,8 @@ def _delete_alerts(settings, ids) -> None:
         conn.execute("DELETE FROM alerts WHERE alert_id = ANY(%s)", (list(ids),))
 
 
-def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_alerts(stream_env, tmp_path):
+def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_alerts(stream_env, tmp_path,
+                                                                                 own_resume_state):
     """Runs after the uninterrupted detection above, on the same topics: its alerts are the reference."""
     from streaming import jobs
     from streaming.source import LiveOptions, LiveSource
@@ -241,33 +258,23 @@ def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_aler
     assert reference, "the uninterrupted run left no alerts to compare with"
     jobs.stop(stream_env, "detection", savepoint=False)
     _delete_alerts(stream_env, reference)
-    state_file = stream_env.stack.home_dir / "flink" / "stream-jobs.json"
-    saved_state = state_file.read_text() if state_file.exists() else None
     total = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=day))
     cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
-    try:
-        state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            m = jobs.job_metrics(stream_env, state.job_id)
-            if m.get("records_valid", 0) >= total // 2:
-                break
-            time.sleep(1)
-        savepoint = jobs.stop(stream_env, "detection", savepoint=True)
-        assert savepoint and jobs.resume_point(stream_env, "detection").name in savepoint
-        state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)  # resumes from the savepoint
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and _alerts_of_day(stream_env, day).keys() != reference.keys():
-            time.sleep(5)
-        assert _alerts_of_day(stream_env, day) == reference
-    finally:
-        # The test's savepoint must not become the one `cdr stream start` resumes from.
-        if saved_state is None:
-            state_file.unlink(missing_ok=True)
-        else:
-            state_file.write_text(saved_state)
-        jobs.stop(stream_env, "detection", savepoint=False)
+    state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        m = jobs.job_metrics(stream_env, state.job_id)
+        if m.get("records_valid", 0) >= total // 2:
+            break
+        time.sleep(1)
+    savepoint = jobs.stop(stream_env, "detection", savepoint=True)
+    assert savepoint and jobs.resume_point(stream_env, "detection").name in savepoint
+    state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)  # resumes from the savepoint
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and _alerts_of_day(stream_env, day).keys() != reference.keys():
+        time.sleep(5)
+    assert _alerts_of_day(stream_env, day) == reference
 
 
 def _trigger_checkpoint(settings, job_id: str, timeout_s: float = 60) -> int:
@@ -301,7 +308,8 @@ def _settled_alerts(settings, day: dt.date, quiet_s: float = 90, timeout_s: floa
     return last
 
 
-def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_the_same_alerts(stream_env, tmp_path):
+def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_the_same_alerts(stream_env, tmp_path,
+                                                                                             own_resume_state):
     """The job is cancelled (no savepoint: as a crash leaves it) while the producer streams a day;
     `start` resumes it from the cancelled run's latest checkpoint as the stream goes on. Then an
     uninterrupted run reads the same topics: the day's alerts must be the same, row for row."""
@@ -312,8 +320,6 @@ def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_t
     from streaming.source import LiveOptions, LiveSource
 
     day = RESTART_DAY
-    state_file = stream_env.stack.home_dir / "flink" / "stream-jobs.json"
-    saved_state = state_file.read_text() if state_file.exists() else None
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=day))
     cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
     batches = list(source.batches())
@@ -321,43 +327,35 @@ def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_t
     jobs.stop(stream_env, "detection", savepoint=False)
     _delete_alerts(stream_env, _alerts_of_day(stream_env, day))
     before = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+    sent = {}
+    producer = threading.Thread(target=lambda: sent.update(progress=send(stream_env, iter(batches),
+                                                                         Pacing(rate=2500))))
+    producer.start()
     try:
-        state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
-        sent = {}
-        producer = threading.Thread(target=lambda: sent.update(progress=send(stream_env, iter(batches),
-                                                                             Pacing(rate=2500))))
-        producer.start()
-        try:
-            _wait_until_read(stream_env, before + streamed // 3)
-            checkpoint = _trigger_checkpoint(stream_env, state.job_id)
-            jobs.stop(stream_env, "detection", savepoint=False)  # a cancel: no savepoint
-            resumes_from = jobs.resume_point(stream_env, "detection")
-            assert resumes_from.parent.name == state.job_id and int(resumes_from.name.removeprefix("chk-")) >= checkpoint
-            assert producer.is_alive(), "the stream ended before the job was cancelled: not mid-stream"
-            restarted = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)
-        finally:
-            producer.join()
-        assert sent["progress"].errors == 0 and sent["progress"].delivered == streamed
-        assert jobs.wait_caught_up(stream_env, "detection", 300)
-        restored = _settled_alerts(stream_env, day)
-        # It resumed where the checkpoint was, not from the start of the topics.
-        reread = jobs.job_metrics(stream_env, restarted.job_id)
-        assert 0 < reread.get("records_valid", 0) + reread.get("records_dead_lettered", 0) < before + streamed
-
-        jobs.stop(stream_env, "detection", savepoint=False)
-        _delete_alerts(stream_env, restored)
-        jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # uninterrupted, same records
-        _wait_until_read(stream_env, before + streamed, timeout_s=300)
-        uninterrupted = _settled_alerts(stream_env, day)
-        assert len({row[0] for row in uninterrupted.values()}) >= 3, uninterrupted  # several scenarios
-        assert restored == uninterrupted
+        _wait_until_read(stream_env, before + streamed // 3)
+        checkpoint = _trigger_checkpoint(stream_env, state.job_id)
+        jobs.stop(stream_env, "detection", savepoint=False)  # a cancel: no savepoint
+        resumes_from = jobs.resume_point(stream_env, "detection")
+        assert resumes_from.parent.name == state.job_id and int(resumes_from.name.removeprefix("chk-")) >= checkpoint
+        assert producer.is_alive(), "the stream ended before the job was cancelled: not mid-stream"
+        restarted = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)
     finally:
-        # The test's checkpoints must not become where `cdr stream start` resumes from.
-        if saved_state is None:
-            state_file.unlink(missing_ok=True)
-        else:
-            state_file.write_text(saved_state)
-        jobs.stop(stream_env, "detection", savepoint=False)
+        producer.join()
+    assert sent["progress"].errors == 0 and sent["progress"].delivered == streamed
+    assert jobs.wait_caught_up(stream_env, "detection", 300)
+    restored = _settled_alerts(stream_env, day)
+    # It resumed where the checkpoint was, not from the start of the topics.
+    reread = jobs.job_metrics(stream_env, restarted.job_id)
+    assert 0 < reread.get("records_valid", 0) + reread.get("records_dead_lettered", 0) < before + streamed
+
+    jobs.stop(stream_env, "detection", savepoint=False)
+    _delete_alerts(stream_env, restored)
+    jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # uninterrupted, same records
+    _wait_until_read(stream_env, before + streamed, timeout_s=300)
+    uninterrupted = _settled_alerts(stream_env, day)
+    assert len({row[0] for row in uninterrupted.values()}) >= 3, uninterrupted  # several scenarios
+    assert restored == uninterrupted
 
 
 def test_speed_layer_notebook_reports_the_alerts(local_stack):
