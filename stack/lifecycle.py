@@ -122,6 +122,18 @@ class Stack:
         with self._exclusive():
             return self._up(wanted, progress)
 
+    def revive(self, *names: str) -> list[str]:
+        """Start again the processes of the named services that this stack started and that have
+        died since ("crashed" in `status`), leaving running ones alone; returns their names. A
+        service this stack does not run (down, or a client of the container stack) is not started."""
+        with self._exclusive():
+            crashed = {service.name: [r.name for r in self.store.all() if r.service == service.name and not is_alive(r)]
+                       for service in map(self.service, names)}
+            to_restart = [self.service(name) for name, processes in crashed.items() if processes]
+            if to_restart:
+                self._up(to_restart, None)
+        return [process for processes in crashed.values() for process in processes]
+
     def _up(self, services: list[Service], progress: Progress | None) -> list[ServiceTiming]:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
         plan = [(service, service.processes()) for service in services]

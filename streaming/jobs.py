@@ -141,6 +141,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     The detection job needs the pseudonymisation ``key`` and the ``cells`` reference."""
     from stack.services.flink import client_env, pyflink_home
 
+    _ensure_taskmanager(settings)
     current = running(settings, job)
     if current:
         return current
@@ -186,6 +187,25 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
             return current
         time.sleep(1)
     raise CdrError(f"{spec.name} was submitted but is not RUNNING after {timeout_s:.0f} s (see the Flink UI)")
+
+
+def _ensure_taskmanager(settings: Settings, timeout_s: float = 60) -> None:
+    """Wait for a TaskManager, starting the local stack's again if it has died. Cancelling a
+    PyFlink job now and then takes the whole TaskManager down: Beam's Python runner fails a
+    cancelled task's clean-up ("Reference count must not be negative"), which Flink treats as
+    fatal. A job submitted to a cluster without one waits for slots until its start times out."""
+    from stack.lifecycle import Stack
+
+    stack = Stack(settings)
+    deadline = time.monotonic() + timeout_s
+    while not stack.revive("flink") and _taskmanagers(settings) == 0:  # one exiting, or starting
+        if time.monotonic() > deadline:
+            raise CdrError(f"no TaskManager has registered with Flink for {timeout_s:.0f} s (see the Flink UI)")
+        time.sleep(1)
+
+
+def _taskmanagers(settings: Settings) -> int:
+    return httpx.get(f"{_rest(settings)}/overview", timeout=5).json()["taskmanagers"]
 
 
 def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float = 120) -> str | None:

@@ -196,6 +196,24 @@ def test_a_crashed_process_is_reported_and_up_restarts_only_it(local_stack):
     }
 
 
+def test_revive_starts_again_only_the_dead_taskmanager_and_it_registers(local_stack):
+    """What `cdr stream start` does before submitting: a TaskManager that stopped (as Flink stops
+    one after a fatal task error) is started again, the JobManager left running."""
+    before = {r.name: r.pid for r in local_stack.store.all()}
+    os.kill(before["flink-taskmanager"], signal.SIGTERM)  # an orderly exit: it deregisters
+    deadline = time.monotonic() + 60
+    while is_alive(local_stack.store.get("flink-taskmanager")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert local_stack.revive("flink") == ["flink-taskmanager"]
+    after = {r.name: r.pid for r in local_stack.store.all()}
+    assert after["flink-jobmanager"] == before["flink-jobmanager"]
+    assert after["flink-taskmanager"] != before["flink-taskmanager"]
+    overview = requests.get(f"http://127.0.0.1:{local_stack.settings.flink.rest_port}/overview", timeout=5).json()
+    assert overview["taskmanagers"] == 1 and overview["slots-available"] >= 1
+    assert local_stack.revive("flink") == []  # nothing left to start
+
+
 # --- data survives down + up ----------------------------------------------------------------------
 
 HIVE_TABLE = "stack_tests.restart_{suffix}"
