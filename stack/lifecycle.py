@@ -126,13 +126,12 @@ class Stack:
         """Start again the processes of the named services that this stack started and that have
         died since ("crashed" in `status`), leaving running ones alone; returns their names. A
         service this stack does not run (down, or a client of the container stack) is not started."""
+        services = [self.service(name) for name in names]
         with self._exclusive():
-            crashed = {service.name: [r.name for r in self.store.all() if r.service == service.name and not is_alive(r)]
-                       for service in map(self.service, names)}
-            to_restart = [self.service(name) for name, processes in crashed.items() if processes]
-            if to_restart:
-                self._up(to_restart, None)
-        return [process for processes in crashed.values() for process in processes]
+            dead = [r for r in self.store.all() if r.service in names and not is_alive(r)]
+            if dead:
+                self._up([s for s in services if any(r.service == s.name for r in dead)], None)
+        return [r.name for r in dead]
 
     def _up(self, services: list[Service], progress: Progress | None) -> list[ServiceTiming]:
         self.paths.logs.mkdir(parents=True, exist_ok=True)
