@@ -120,24 +120,11 @@ def bench_drain(settings, source, expected: int, cells_dir: Path, parallelism: i
     return last / (last_change - began), steady, int(last)
 
 
-def committed_offsets(settings, group: str) -> int:
-    """Sum of the offsets ``group`` has committed on the CDR topics."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from streaming.topics import cdr_topics
-
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": group})
-    try:
-        parts = [TopicPartition(topic, p) for topic in cdr_topics(settings).values()
-                 for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions]
-        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
-    finally:
-        consumer.close()
-
-
 def bench_bronze(settings, expected: int, timeout_s: float = 1800) -> tuple[float, int]:
     from streaming import jobs
+    from streaming.topics import cdr_topics, partition_offsets
 
+    topics = list(cdr_topics(settings).values())  # what expected counts (the bench's CDRs)
     group = f"bench-bronze-{uuid.uuid4().hex[:6]}"
     jobs.stop(settings, "bronze", savepoint=False)
     began = time.perf_counter()
@@ -146,7 +133,7 @@ def bench_bronze(settings, expected: int, timeout_s: float = 1800) -> tuple[floa
     try:
         while time.perf_counter() - began < timeout_s and done < expected:
             time.sleep(1)
-            now = committed_offsets(settings, group)
+            now = sum(partition_offsets(settings, topics, group=group).values())
             if now != done:
                 done, finished = now, time.perf_counter()
     finally:

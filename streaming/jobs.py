@@ -16,12 +16,24 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
 from cdr.errors import CdrError
 from cdr.settings import REPO_ROOT, Settings
 
+
+def _bronze_topics(settings: Settings) -> list[str]:
+    from streaming.flink.bronze import source_topics
+
+    return source_topics(settings)
+
+
+def _detection_topics(settings: Settings) -> list[str]:
+    from streaming.topics import cdr_topics
+
+    return list(cdr_topics(settings).values())
 
 
 @dataclass(frozen=True)
@@ -30,11 +42,14 @@ class JobSpec:
     script: Path
     pseudonymises: bool  # reads the key and the cell reference (the detection job)
     settings_section: str  # its section of the settings (checkpoint interval)
+    topics: Callable[[Settings], list[str]]  # what its Kafka source reads
 
 
 JOBS = {
-    "bronze": JobSpec("cdr-bronze", REPO_ROOT / "streaming" / "flink" / "bronze_job.py", False, "bronze"),
-    "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True, "detection"),
+    "bronze": JobSpec("cdr-bronze", REPO_ROOT / "streaming" / "flink" / "bronze_job.py", False, "bronze",
+                      _bronze_topics),
+    "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True, "detection",
+                         _detection_topics),
 }
 SERVING_SQL = Path(__file__).with_name("serving.sql")
 
@@ -147,12 +162,13 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
         return current
     spec = JOBS[job]
     restore = None if fresh else resume_point(settings, job)
+    # A job keeps its consumer group across restarts: the offsets it commits at each checkpoint
+    # are where it resumes without a savepoint or checkpoint, and what wait_caught_up reads.
+    group = group_id or (f"{spec.name}-{int(time.time())}" if fresh else consumer_group(settings, job))
     args = [str(pyflink_home(settings) / "bin" / "flink"), "run", "-d", "-py", str(spec.script)]
     if restore:
         args += ["-s", str(restore), "--allowNonRestoredState"]
-    args += ["--parallelism", str(parallelism)]
-    if fresh:
-        args += ["--group-id", group_id or f"{spec.name}-{int(time.time())}"]
+    args += ["--parallelism", str(parallelism), "--group-id", group]
     key_path = None
     if spec.pseudonymises:
         if key is None or cells is None:
@@ -182,7 +198,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
         if current and current.state == "RUNNING":
             # This run's checkpoints are where a restart after a cancel or failure resumes; a
             # fresh start forgets the savepoint of the runs before it.
-            _remember(settings, job, run=current.job_id, **({"savepoint": None} if fresh else {}))
+            _remember(settings, job, run=current.job_id, group=group, **({"savepoint": None} if fresh else {}))
             _wait_tasks_running(settings, current.job_id, deadline - time.monotonic())
             return current
         time.sleep(1)
@@ -270,6 +286,11 @@ def _remember(settings: Settings, job: str, **fields: str | None) -> None:
     staged.replace(path)  # a crash mid-write leaves the previous state, not half a file
 
 
+def consumer_group(settings: Settings, job: str) -> str:
+    """The Kafka consumer group of ``job``'s current or last run (the job's name before any run)."""
+    return _load_state(settings).get(_state_key(settings, job), {}).get("group", JOBS[job].name)
+
+
 def resume_point(settings: Settings, job: str) -> Path | None:
     """Where the next start of ``job`` resumes: the newer of its last savepoint and the latest
     checkpoint its last run retained (checkpoints are kept when a job is cancelled or fails),
@@ -302,20 +323,6 @@ def job_metrics(settings: Settings, job_id: str) -> dict[str, float]:
     return out
 
 
-def _sum_metric(settings: Settings, job_id: str, suffix: str) -> float | None:
-    base = f"{_rest(settings)}/jobs/{job_id}"
-    total, found = 0.0, False
-    for v in httpx.get(base, timeout=5).json()["vertices"]:
-        names = [m["id"] for m in httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", timeout=5).json()
-                 if m["id"].endswith(suffix)]
-        if names:
-            vals = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", params={"get": ",".join(names)},
-                             timeout=5).json()
-            total += sum(m.get("sum", 0) for m in vals)
-            found = True
-    return total if found else None
-
-
 def _wait_tasks_running(settings: Settings, job_id: str, timeout_s: float) -> None:
     """A job is RUNNING once scheduled, while its tasks may still be deploying (and the detection
     job's Python workers starting): a job that has started reads its topics."""
@@ -328,24 +335,21 @@ def _wait_tasks_running(settings: Settings, job_id: str, timeout_s: float) -> No
     raise CdrError(f"the tasks of job {job_id} are not all RUNNING after the start timeout (see the Flink UI)")
 
 
-def _last_checkpoint(settings: Settings, job_id: str) -> int:
-    latest = httpx.get(f"{_rest(settings)}/jobs/{job_id}/checkpoints", timeout=5).json()["latest"]["completed"]
-    return latest["id"] if latest else 0
-
-
 def wait_caught_up(settings: Settings, job: str, timeout_s: float) -> bool:
-    """Wait until ``job`` has read everything in its topics (its Kafka source reports no pending
-    records) and a checkpoint has completed since: for the bronze landing, every message produced
-    so far is then in a committed file. False on timeout (or if the job is not running)."""
+    """Wait until ``job`` has committed offsets at the end of every partition of its topics (as
+    they are when called). Its Kafka source commits offsets once a checkpoint has completed, so
+    for the bronze landing every message produced before the call is then in a committed file.
+    False on timeout, or if the job is not running."""
+    from streaming.topics import partition_offsets
+
+    topics = JOBS[job].topics(settings)
+    target = partition_offsets(settings, topics)
     deadline = time.monotonic() + timeout_s
-    current = running(settings, job)
-    while current and time.monotonic() < deadline:
-        if _sum_metric(settings, current.job_id, "pendingRecords") == 0:
-            seen = _last_checkpoint(settings, current.job_id)
-            while time.monotonic() < deadline:
-                if _last_checkpoint(settings, current.job_id) > seen:
-                    return True
-                time.sleep(1)
+    while running(settings, job):
+        committed = partition_offsets(settings, topics, group=consumer_group(settings, job))
+        if all(committed.get(tp, 0) >= end for tp, end in target.items()):
+            return True
+        if time.monotonic() > deadline:
             return False
-        time.sleep(2)
+        time.sleep(1)
     return False

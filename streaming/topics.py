@@ -106,6 +106,24 @@ def await_partitions(admin, expected: dict[str, int], timeout_s: float = 30.0) -
         time.sleep(0.2)
 
 
+def partition_offsets(settings: Settings, topics: list[str], group: str | None = None,
+                      timeout_s: float = 10.0) -> dict[tuple[str, int], int]:
+    """Per partition of ``topics``: its end offset (the offset the next message will get), or
+    with ``group``, the offset that consumer group has committed (0 where it has committed none)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": group or "cdr-offsets",
+                         "enable.auto.commit": False})
+    try:
+        listed = consumer.list_topics(timeout=timeout_s).topics
+        parts = [TopicPartition(t, p) for t in topics if t in listed for p in sorted(listed[t].partitions)]
+        if group:
+            return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in consumer.committed(parts, timeout=timeout_s)}
+        return {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in parts}
+    finally:
+        consumer.close()
+
+
 def delete_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     """Delete the declared topics that exist and wait until the cluster no longer lists them
     (deletion is asynchronous: creating a topic of the same name before it is gone fails)."""

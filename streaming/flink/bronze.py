@@ -56,9 +56,12 @@ def field_expression(payload: str, name: str, ftype: FieldType) -> str:
     return value if ftype == FieldType.STRING else f"TRY_CAST({value} AS {_BRONZE_TYPES[ftype]})"
 
 
+def source_topics(settings: Settings) -> list[str]:
+    return [topic for topic, _, _ in bronze_tables(settings).values()]
+
+
 def source_ddl(settings: Settings, group_id: str) -> str:
-    topics = [topic for topic, _, _ in bronze_tables(settings).values()]
-    return raw_kafka_table(settings, "kafka_messages", topics, group_id)
+    return raw_kafka_table(settings, "kafka_messages", source_topics(settings), group_id)
 
 
 def columns(rt: RecordType) -> list[tuple[str, str]]:

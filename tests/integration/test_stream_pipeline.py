@@ -80,13 +80,9 @@ def own_resume_state(stream_env):
 
 
 def _end_offsets(settings, topic: str) -> int:
-    from confluent_kafka import Consumer, TopicPartition
+    from streaming.topics import partition_offsets
 
-    c = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "it-offsets"})
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    total = sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
-    c.close()
-    return total
+    return sum(partition_offsets(settings, [topic]).values())
 
 
 def test_topics_are_replicated_three_times_with_two_in_sync(stream_env):
