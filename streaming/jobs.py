@@ -22,18 +22,8 @@ import httpx
 
 from cdr.errors import CdrError
 from cdr.settings import REPO_ROOT, Settings
-
-
-def _bronze_topics(settings: Settings) -> list[str]:
-    from streaming.flink.bronze import source_topics
-
-    return source_topics(settings)
-
-
-def _detection_topics(settings: Settings) -> list[str]:
-    from streaming.topics import cdr_topics
-
-    return list(cdr_topics(settings).values())
+from streaming.flink.bronze import source_topics as bronze_topics
+from streaming.topics import cdr_topics, partition_offsets
 
 
 @dataclass(frozen=True)
@@ -47,9 +37,9 @@ class JobSpec:
 
 JOBS = {
     "bronze": JobSpec("cdr-bronze", REPO_ROOT / "streaming" / "flink" / "bronze_job.py", False, "bronze",
-                      _bronze_topics),
+                      bronze_topics),
     "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True, "detection",
-                         _detection_topics),
+                         lambda settings: list(cdr_topics(settings).values())),
 }
 SERVING_SQL = Path(__file__).with_name("serving.sql")
 
@@ -340,8 +330,6 @@ def wait_caught_up(settings: Settings, job: str, timeout_s: float) -> bool:
     they are when called). Its Kafka source commits offsets once a checkpoint has completed, so
     for the bronze landing every message produced before the call is then in a committed file.
     False on timeout, or if the job is not running."""
-    from streaming.topics import partition_offsets
-
     topics = JOBS[job].topics(settings)
     target = partition_offsets(settings, topics)
     deadline = time.monotonic() + timeout_s
