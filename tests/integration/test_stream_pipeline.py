@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections import Counter
 
 import pytest
 
@@ -135,6 +136,7 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=STREAM_DAY))
     cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
     jobs.stop(stream_env, "detection", savepoint=False)  # one detection job at a time on the cluster
+    _service_minutes(stream_env, STREAM_DAY, delete=True)
     state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
     assert state.state == "RUNNING"
 
@@ -209,6 +211,13 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
         time.sleep(5)
     assert raised == written > 0
 
+    # The live KPIs in PostgreSQL: each service's minute holds exactly that minute's records. The
+    # minutes the event clock has passed are written; the last ones wait for later records.
+    streamed = Counter((r["record_type"], r["start_time"][:16]) for r in map(json.loads, batch.values))
+    kpis = _service_minutes(stream_env, STREAM_DAY)
+    assert kpis and {k: streamed[k] for k in kpis} == kpis
+    assert sum(kpis.values()) >= 0.99 * len(batch.values), (sum(kpis.values()), len(batch.values))
+
 
 def _wait_until_read(settings, records: int, timeout_s: float = 240) -> None:
     """Until the detection job has read ``records`` messages (its counters move every second)."""
@@ -233,6 +242,22 @@ def _alerts_of_day(settings, day: dt.date) -> dict[str, tuple]:
             "SELECT alert_id, scenario, entity_id, window_start, window_end, metrics::text FROM alerts"
             " WHERE window_start >= %s AND window_start < %s", (day, day + dt.timedelta(days=1))).fetchall()
     return {r[0]: r[1:] for r in rows}
+
+
+def _service_minutes(settings, day: dt.date, delete: bool = False) -> dict[tuple[str, str], int]:
+    """Records per service and minute (``YYYY-MM-DDTHH:MM``) in the live KPI table, for ``day``
+    (or, with ``delete``, remove that day's rows: earlier runs may have left some)."""
+    import psycopg
+
+    pg = settings.postgres
+    bounds = (day, day + dt.timedelta(days=1))
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
+        if delete:
+            conn.execute("DELETE FROM kpi_service_minute WHERE minute_start >= %s AND minute_start < %s", bounds)
+            return {}
+        rows = conn.execute("SELECT service, minute_start, records FROM kpi_service_minute"
+                            " WHERE minute_start >= %s AND minute_start < %s", bounds).fetchall()
+    return {(service, minute.strftime("%Y-%m-%dT%H:%M")): records for service, minute, records in rows}
 
 
 def _delete_alerts(settings, ids) -> None:
