@@ -136,9 +136,9 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=STREAM_DAY))
     cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
     jobs.stop(stream_env, "detection", savepoint=False)  # one detection job at a time on the cluster
-    _service_minutes(stream_env, STREAM_DAY, delete=True)
-    state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+    state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # creates the serving tables
     assert state.state == "RUNNING"
+    _delete_service_minutes(stream_env, STREAM_DAY)  # earlier runs may have left some; none streamed yet
 
     # The topics already hold the valid records of the producer test: the job reads them too.
     already = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
@@ -244,20 +244,25 @@ def _alerts_of_day(settings, day: dt.date) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
-def _service_minutes(settings, day: dt.date, delete: bool = False) -> dict[tuple[str, str], int]:
-    """Records per service and minute (``YYYY-MM-DDTHH:MM``) in the live KPI table, for ``day``
-    (or, with ``delete``, remove that day's rows: earlier runs may have left some)."""
+def _service_minutes(settings, day: dt.date) -> dict[tuple[str, str], int]:
+    """Records per service and minute (``YYYY-MM-DDTHH:MM``) of ``day`` in the live KPI table."""
     import psycopg
 
     pg = settings.postgres
-    bounds = (day, day + dt.timedelta(days=1))
-    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
-        if delete:
-            conn.execute("DELETE FROM kpi_service_minute WHERE minute_start >= %s AND minute_start < %s", bounds)
-            return {}
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db) as conn:
         rows = conn.execute("SELECT service, minute_start, records FROM kpi_service_minute"
-                            " WHERE minute_start >= %s AND minute_start < %s", bounds).fetchall()
+                            " WHERE minute_start >= %s AND minute_start < %s",
+                            (day, day + dt.timedelta(days=1))).fetchall()
     return {(service, minute.strftime("%Y-%m-%dT%H:%M")): records for service, minute, records in rows}
+
+
+def _delete_service_minutes(settings, day: dt.date) -> None:
+    import psycopg
+
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM kpi_service_minute WHERE minute_start >= %s AND minute_start < %s",
+                     (day, day + dt.timedelta(days=1)))
 
 
 def _delete_alerts(settings, ids) -> None:
