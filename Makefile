@@ -115,6 +115,8 @@ demo: up-local ## Start the stack, generate a labelled dataset, run the batch, s
 	$(CDR) stream score --dev-key --wait 300
 	$(CDR) stream status
 	$(CDR) stream tables --wait 300
+	$(CDR) stream compact
+	$(CDR) stream tables
 
 .PHONY: bi
 bi: setup ## Start the local stack with Superset on 127.0.0.1:8088 and the dashboards of the repository (docs/bi.md)

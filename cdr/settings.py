@@ -123,6 +123,7 @@ class BronzeSettings(BaseModel):
     dir: str
     database: str
     checkpoint_interval_s: int
+    compaction_target_mb: int
 
 
 class DetectionSettings(BaseModel):

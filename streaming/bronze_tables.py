@@ -54,6 +54,16 @@ def register(settings: Settings) -> None:
             cursor.execute(sql)
 
 
+def refresh(settings: Settings, tables: list[str]) -> None:
+    """Make the Thrift server list the tables' files again (it caches listings; files were replaced)."""
+    from pyhive import hive
+
+    with hive.connect(settings.stack.bind_ip, settings.hive.thrift_port, username="cdr-bronze") as conn:
+        cursor = conn.cursor()
+        for table in tables:
+            cursor.execute(f"REFRESH TABLE `{settings.bronze.database}`.`{table}`")
+
+
 def row_counts(settings: Settings) -> dict[str, int]:
     from pyhive import hive
 

@@ -279,6 +279,59 @@ def stream_tables(
             typer.echo(f"  {settings.bronze.database}.{table:<20} {n:>12,} rows")
 
 
+@stream_app.command("compact")
+def stream_compact(
+    target_mb: int = typer.Option(0, help="Size of the merged files (default: settings [bronze] compaction_target_mb)."),
+) -> None:
+    """Merge the bronze landing's small committed files, date folder by date folder, beside the
+    running job; every merge is verified row for row before the files it replaces are deleted."""
+    import fcntl
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cdr.settings import get_settings
+    from stack.spark import session
+    from streaming import bronze_tables, compaction
+
+    settings = get_settings()
+    target = (target_mb or settings.bronze.compaction_target_mb) * 1024 * 1024
+    lock_path = settings.stack.home_dir / "bronze-compaction.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        try:  # a second run would take the first one's staged files for a crashed run's
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CdrError("another `cdr stream compact` is running") from None
+        spark = session("cdr-bronze-compaction", extra_conf={
+            "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC"})
+        spark.sparkContext.setLogLevel("ERROR")
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        try:
+            with Progress(*columns, transient=True) as progress:
+                task = progress.add_task("merging", total=None)
+                report = compaction.compact(spark, settings, target,
+                                            on_plan=lambda n: progress.update(task, total=n),
+                                            on_merge=lambda _: progress.advance(task))
+        finally:
+            spark.stop()
+    if report.recovered:
+        typer.echo(f"finished {report.recovered} merge(s) a crashed run had left")
+    results = report.merges
+    if not results:
+        typer.echo(f"nothing to compact under {settings.bronze_uri}")
+        return
+    tables = sorted({r.merge.table for r in results})
+    for table in tables:
+        mine = [r for r in results if r.merge.table == table]
+        files = sum(len(r.merge.files) for r in mine)
+        typer.echo(f"  {table:<20} {len({r.merge.folder for r in mine})} date folder(s): {files:,} files -> "
+                   f"{len(mine)}, {sum(r.rows for r in mine):,} rows")
+    try:
+        bronze_tables.refresh(settings, tables)
+    except Exception as exc:  # the files are compacted; only the Thrift server's listing is stale
+        typer.echo(f"compacted, but the Hive tables were not refreshed ({exc}); run `cdr stream tables`")
+
+
 @stream_app.command("status")
 def stream_status() -> None:
     """The speed layer's jobs on the cluster, with records valid and dead-lettered."""

@@ -7,6 +7,7 @@ it starts is cancelled at the end and its topics, files and tables removed.
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 import os
@@ -186,6 +187,84 @@ def test_a_restarted_job_keeps_its_consumer_group_and_knows_when_it_has_caught_u
     # Only commits of the restarted job to the same group can cover these three.
     assert jobs.wait_caught_up(bronze_env, "bronze", 60)
     assert _bronze_counts(local_stack, bronze_env) == tuple(n + 3 for n in before)
+
+
+def _bronze_fingerprint(local_stack, settings) -> tuple:
+    """Counts as _bronze_counts, and a sum of every row's hash: equal only for the same rows."""
+    from streaming.bronze_tables import register
+
+    register(settings)
+    columns = "kafka_key, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at, payload, " \
+              "record_id, start_time, served_msisdn, cell_id, `date`"
+    ((*counts, digest),) = query(
+        local_stack,
+        "SELECT COUNT(*), COUNT(DISTINCT kafka_topic, kafka_partition, kafka_offset), COUNT(DISTINCT record_id),"
+        f" SUM(CAST(xxhash64({columns}) AS DECIMAL(38, 0))) FROM `{settings.bronze.database}`.bronze_cdr")
+    return (*counts, digest)
+
+
+def _committed_files(settings) -> int:
+    """Committed files in the bronze landing's CDR date folders (WebHDFS)."""
+    root = settings.bronze_uri.removeprefix(settings.hdfs.uri)
+    url = f"http://127.0.0.1:{settings.hdfs.namenode_http_port}/webhdfs/v1"
+
+    def listing(path: str) -> list[dict]:
+        reply = requests.get(f"{url}{path}", params={"op": "LISTSTATUS"}, timeout=30)
+        return reply.json()["FileStatuses"]["FileStatus"] if reply.status_code == 200 else []
+
+    return sum(1 for rt in RECORD_TYPES
+               for day in listing(f"{root}/cdr/record_type={rt}") if day["type"] == "DIRECTORY"
+               for f in listing(f"{root}/cdr/record_type={rt}/{day['pathSuffix']}")
+               if f["type"] == "FILE" and not f["pathSuffix"].startswith((".", "_")))
+
+
+def _compact() -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # The bronze_env overrides (this run's folder and database) are in the environment.
+    done = subprocess.run([str(Path(sys.executable).parent / "cdr"), "stream", "compact"], env=dict(os.environ),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_compaction_keeps_every_row_once_beside_the_job_and_across_its_restart(bronze_env, local_stack):
+    """`cdr stream compact` merges the small files; the rows stay exactly the same. A restart from a
+    savepoint whose files were merged away runs, and merging while the job lands a steady stream
+    loses and doubles nothing."""
+    from streaming import jobs
+    from streaming.producer import Pacing, send
+    from streaming.source import LiveOptions, LiveSource
+
+    assert jobs.wait_caught_up(bronze_env, "bronze", 120)
+    assert jobs.stop(bronze_env, "bronze") is not None  # its savepoint's files are committed at the stop
+    before, files_before = _bronze_fingerprint(local_stack, bronze_env), _committed_files(bronze_env)
+    assert "bronze_voice" in _compact()
+    files_after = _committed_files(bronze_env)
+    assert files_after < files_before / 3, (files_before, files_after)
+    assert _bronze_fingerprint(local_stack, bronze_env) == before
+    # The restart re-commits the savepoint's pending files: merged away, so nothing to do.
+    jobs.start(bronze_env, "bronze")
+    sent: dict[str, int] = {}
+
+    def stream() -> None:
+        # The next day: its record ids are new (they count per day), and the batch test reads the first.
+        source = LiveSource(LiveOptions(subscribers=2000, days=1, scenarios=(), start=LiveOptions.start + dt.timedelta(days=1)))
+        prog = send(bronze_env, source.batches(), Pacing(rate=1500), duration_s=25)
+        sent.update(sent=prog.sent, errors=prog.errors)
+
+    producer = threading.Thread(target=stream)
+    producer.start()
+    time.sleep(8)  # a few checkpoints' files committed beside the merged ones
+    _compact()
+    producer.join()
+    assert sent["errors"] == 0 and sent["sent"] > 0
+    assert jobs.wait_caught_up(bronze_env, "bronze", 120)
+    rows, positions, records, _ = _bronze_fingerprint(local_stack, bronze_env)
+    assert (rows, positions, records) == tuple(n + sent["sent"] for n in before[:3])
+    assert jobs.running(bronze_env, "bronze").state == "RUNNING"
 
 
 def test_the_batch_layer_validates_the_bronze_landing_like_operator_files(bronze_env, local_stack, tmp_path):
