@@ -122,9 +122,9 @@ def bench_drain(settings, source, expected: int, cells_dir: Path, parallelism: i
 
 def bench_bronze(settings, expected: int, timeout_s: float = 1800) -> tuple[float, int]:
     from streaming import jobs
-    from streaming.topics import cdr_topics, partition_offsets
+    from streaming.topics import cdr_topic_names, partition_offsets
 
-    topics = list(cdr_topics(settings).values())  # what expected counts (the bench's CDRs)
+    topics = cdr_topic_names(settings)  # what expected counts (the bench's CDRs)
     group = f"bench-bronze-{uuid.uuid4().hex[:6]}"
     jobs.stop(settings, "bronze", savepoint=False)
     began = time.perf_counter()

@@ -23,7 +23,7 @@ import httpx
 from cdr.errors import CdrError
 from cdr.settings import REPO_ROOT, Settings
 from streaming.flink.bronze import source_topics as bronze_topics
-from streaming.topics import cdr_topics, partition_offsets
+from streaming.topics import cdr_topic_names, partition_offsets
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ JOBS = {
     "bronze": JobSpec("cdr-bronze", REPO_ROOT / "streaming" / "flink" / "bronze_job.py", False, "bronze",
                       bronze_topics),
     "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True, "detection",
-                         lambda settings: list(cdr_topics(settings).values())),
+                         cdr_topic_names),
 }
 SERVING_SQL = Path(__file__).with_name("serving.sql")
 

@@ -38,6 +38,11 @@ def cdr_topics(settings: Settings) -> dict[str, str]:
     return {rt: settings.topics.for_record_type(rt) for rt in RECORD_TYPES}
 
 
+def cdr_topic_names(settings: Settings) -> list[str]:
+    """Every CDR topic, in record-type order: what the detection job reads."""
+    return list(cdr_topics(settings).values())
+
+
 def admin_client(settings: Settings):
     from confluent_kafka.admin import AdminClient
 

@@ -32,10 +32,10 @@ def build(t_env: TableEnvironment, key: bytes, group_id: str, profile_name: str 
     from streaming.flink.udfs import CountRecords, PublishEntity
     from streaming.flink.validation import (cdr_fields, code_of, field_of, reason, typed_columns, unreadable_code,
                                             unreadable_sql, violation)
-    from streaming.topics import cdr_topics
+    from streaming.topics import cdr_topic_names
 
     settings, profile = get_settings(), load_profile(profile_name)
-    topics = list(cdr_topics(settings).values())
+    topics = cdr_topic_names(settings)
     for statement in (
         ddl.json_kafka_table(settings, "cdr_messages", topics, group_id),
         # Its own consumer group: two sources committing one group's offsets would overwrite each other.
