@@ -155,6 +155,10 @@ bench-stream: setup ## Producer records/s against Kafka's ProducerPerformance; b
 	mvn -q dependency:get -Dartifact=org.apache.kafka:kafka-tools:4.1.1 -Dtransitive=false  # ProducerPerformance
 	$(PY) -m streaming.bench
 
+.PHONY: bench-compaction
+bench-compaction: up-local ## Full scans of a bronze day landed in 2,880 files against the same day compacted; compaction time
+	$(PY) -m streaming.bench_compaction
+
 .PHONY: bench-batch
 bench-batch: $(CORE)/.installed ## Batch chain time and records/s for 1 M and 10 M CDRs against a Spark copy baseline
 	$(PY) -m batch.bench --cdrs 1000000 --cdrs 10000000

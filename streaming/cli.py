@@ -281,10 +281,10 @@ def stream_tables(
 
 @stream_app.command("compact")
 def stream_compact(
-    target_mb: int = typer.Option(0, help="Size of the merged files (default: settings [bronze] compaction_target_mb)."),
+    target_mb: int = typer.Option(0, help="Size of the merged files, MiB (default: the setting bronze.compaction_target_mb)."),
 ) -> None:
     """Merge the bronze landing's small committed files, date folder by date folder, beside the
-    running job; every merge is verified row for row before the files it replaces are deleted."""
+    running job; a merged file must hold as many rows as the files it replaces before they are deleted."""
     import fcntl
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

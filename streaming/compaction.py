@@ -12,8 +12,9 @@ compaction_target_mb``, with Spark, while the job keeps writing:
   pending. Flink's HDFS committer does nothing when neither the in-progress file nor the
   committed one exists (``HadoopFsCommitter.commitAfterRecovery``), so a file compacted away
   does not fail the restart, and its rows are in the merged file once.
-- Every merge is verified before anything is removed: the merged file must hold exactly the rows
-  of the files it replaces, or it is deleted and the originals stay.
+- Every merge is counted before anything is removed: the merged file, written by Spark from the
+  files it replaces, must be one file holding as many rows as they do, or it is deleted and the
+  originals stay.
 - A journal makes a merge atomic across crashes. The merged file is written to a hidden staging
   folder, then the journal (merged file, files it replaces) is committed, then the merged file is
   renamed into the date folder and the originals are deleted. A run first finishes any journal a
