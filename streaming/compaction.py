@@ -135,9 +135,15 @@ def date_folders(fs: HadoopFs, table_folder: str) -> list[str]:
                   if is_dir and uri.rsplit("/", 1)[-1].startswith(f"{PARTITION_COLUMN}="))
 
 
-def find_merges(fs: HadoopFs, settings: Settings, target_bytes: int) -> list[Merge]:
+def table_folders(settings: Settings, root: str) -> dict[str, str]:
+    """Each bronze table's folder under ``root`` (the landing's, or a copy of its layout)."""
+    return {table: root + folder.removeprefix(settings.bronze_uri)
+            for table, (_, _, folder) in bronze_tables(settings).items()}
+
+
+def find_merges(fs: HadoopFs, folders: dict[str, str], target_bytes: int) -> list[Merge]:
     merges = []
-    for table, (_, _, table_folder) in bronze_tables(settings).items():
+    for table, table_folder in folders.items():
         for folder in date_folders(fs, table_folder):
             files = [BronzeFile(uri, size) for uri, is_dir, size in fs.list(folder) if not is_dir]
             merges += plan(table, folder, files, target_bytes)
@@ -168,7 +174,8 @@ def execute(spark: SparkSession, fs: HadoopFs, merge: Merge, staging_root: str) 
     merge_id = uuid.uuid4().hex
     staged = f"{staging_root}/{merge_id}"
     paths = [f.path for f in merge.files]
-    source = spark.read.parquet(*paths)
+    # Files landed before and after a contract change differ in columns: the merged file keeps them all.
+    source = spark.read.option("mergeSchema", "true").parquet(*paths)
     rows_in = source.count()  # from the files' footers
     source.coalesce(1).write.parquet(staged)
     written = [uri for uri, is_dir, _ in fs.list(staged) if not is_dir and is_committed(uri.rsplit("/", 1)[-1])]
@@ -195,15 +202,17 @@ class CompactionReport:
     merges: list[MergeResult]
 
 
-def compact(spark: SparkSession, settings: Settings, target_bytes: int,
+def compact(spark: SparkSession, settings: Settings, target_bytes: int, root: str | None = None,
             on_plan: Callable[[int], None] = lambda _: None,
             on_merge: Callable[[MergeResult], None] = lambda _: None) -> CompactionReport:
-    """Merge the small committed files of every bronze date folder. One run at a time: a second
-    would take the first one's staged files for a crashed run's (``cdr stream compact`` locks)."""
+    """Merge the small committed files of every bronze date folder under ``root`` (default: the
+    landing's). One run at a time: a second would take the first one's staged files for a
+    crashed run's (``cdr stream compact`` locks)."""
     fs = HadoopFs(spark)
-    staging_root = f"{settings.bronze_uri}/{STAGING}"
+    root = root or settings.bronze_uri
+    staging_root = f"{root}/{STAGING}"
     recovered = recover(fs, staging_root)
-    merges = find_merges(fs, settings, target_bytes)
+    merges = find_merges(fs, table_folders(settings, root), target_bytes)
     on_plan(len(merges))
     results = []
     for merge in merges:

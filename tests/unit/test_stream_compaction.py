@@ -35,9 +35,6 @@ BRONZE_SCHEMA = "kafka_topic string, kafka_partition int, kafka_offset bigint, k
                 "payload string, duration_s int"
 
 
-def _bronze_settings(tmp_path):
-    settings = get_settings()
-    return settings.model_copy(update={"hdfs": settings.hdfs.model_copy(update={"uri": "file://", "root": str(tmp_path)})})
 
 
 def _write_part(spark, folder: str, name: str, rows: list[tuple]) -> str:
@@ -58,9 +55,9 @@ def _rows(offsets: range) -> list[tuple]:
 
 @pytest.mark.spark
 def test_a_date_folder_is_merged_into_one_file_with_exactly_its_rows(spark, tmp_path):
-    settings = _bronze_settings(tmp_path)
-    folder = f"{settings.bronze_uri}/cdr/record_type=voice/date=2026-01-05"
-    other_day = f"{settings.bronze_uri}/cdr/record_type=voice/date=2026-01-06"
+    settings, root = get_settings(), f"file:{tmp_path}/bronze"  # as Hadoop lists it
+    folder = f"{root}/cdr/record_type=voice/date=2026-01-05"
+    other_day = f"{root}/cdr/record_type=voice/date=2026-01-06"
     for i in range(3):
         _write_part(spark, folder, f"part-run1-0-{i}", _rows(range(i * 100, i * 100 + 100)))
     lone = _write_part(spark, other_day, "part-run1-0-3", _rows(range(300, 310)))
@@ -68,7 +65,7 @@ def test_a_date_folder_is_merged_into_one_file_with_exactly_its_rows(spark, tmp_
     fs.write_text(f"{folder}/.part-run1-0-4.inprogress.abcd", "half a file")  # the job's, in progress
     before = spark.read.parquet(folder)
 
-    report = compaction.compact(spark, settings, 128 * MB)
+    report = compaction.compact(spark, settings, 128 * MB, root)
 
     assert report.recovered == 0
     assert [(r.merge.folder, len(r.merge.files), r.rows) for r in report.merges] == [(folder, 3, 300)]
@@ -78,18 +75,37 @@ def test_a_date_folder_is_merged_into_one_file_with_exactly_its_rows(spark, tmp_
     assert_frames_equal(spark.read.parquet(folder), spark.createDataFrame(_rows(range(300)), BRONZE_SCHEMA))
     assert before.schema == spark.read.parquet(folder).schema
     assert [uri for uri, _, _ in fs.list(other_day)] == [lone]  # one file: nothing to merge
-    assert fs.list(f"{settings.bronze_uri}/{compaction.STAGING}") == []
+    assert fs.list(f"{root}/{compaction.STAGING}") == []
     # A second run finds nothing more to do.
-    assert compaction.compact(spark, settings, 128 * MB).merges == []
+    assert compaction.compact(spark, settings, 128 * MB, root).merges == []
+
 
 
 @pytest.mark.spark
-def test_a_crashed_merge_goes_forward_once_its_merged_file_is_in_place_and_back_before(spark, tmp_path):
-    settings = _bronze_settings(tmp_path)
+def test_files_landed_before_and_after_a_new_field_are_merged_with_every_column(spark, tmp_path):
+    settings, root = get_settings(), f"file:{tmp_path}/bronze"  # as Hadoop lists it
+    folder = f"{root}/cdr/record_type=voice/date=2026-01-05"
+    _write_part(spark, folder, "part-run1-0-0", _rows(range(3)))
+    staged = f"{folder}/.staged-new"
+    (spark.createDataFrame([row + ("5G",) for row in _rows(range(3, 5))], BRONZE_SCHEMA + ", slice string")
+     .coalesce(1).write.parquet(staged))
     fs = compaction.HadoopFs(spark)
-    staging = f"{settings.bronze_uri}/{compaction.STAGING}"
-    voice = f"{settings.bronze_uri}/cdr/record_type=voice/date=2026-01-05"
-    sms = f"{settings.bronze_uri}/cdr/record_type=sms/date=2026-01-05"
+    (written,) = [uri for uri, _, _ in fs.list(staged) if uri.rsplit("/", 1)[-1].startswith("part-")]
+    fs.rename(written, f"{folder}/part-run2-0-0")
+    fs.delete(staged)
+
+    assert [r.rows for r in compaction.compact(spark, settings, 128 * MB, root).merges] == [5]
+    assert_frames_equal(spark.read.parquet(folder), spark.createDataFrame(
+        [row + (None,) for row in _rows(range(3))] + [row + ("5G",) for row in _rows(range(3, 5))],
+        BRONZE_SCHEMA + ", slice string"))
+
+@pytest.mark.spark
+def test_a_crashed_merge_goes_forward_once_its_merged_file_is_in_place_and_back_before(spark, tmp_path):
+    root = f"file:{tmp_path}/bronze"  # as Hadoop lists it
+    fs = compaction.HadoopFs(spark)
+    staging = f"{root}/{compaction.STAGING}"
+    voice = f"{root}/cdr/record_type=voice/date=2026-01-05"
+    sms = f"{root}/cdr/record_type=sms/date=2026-01-05"
     # Crashed after the rename: the merged file holds the rows, two originals are still there.
     originals = [_write_part(spark, voice, f"part-run1-0-{i}", _rows(range(i * 10, i * 10 + 10))) for i in range(2)]
     merged = _write_part(spark, voice, "compacted-m1.parquet", _rows(range(20)))
