@@ -26,10 +26,9 @@ def bronze_voice_rows(spark, dataset: Path):
     from pyspark.sql import functions as F
 
     from cdr.contract import RECORD_TYPES
+    from streaming.bronze_tables import HIVE_TYPES
     from streaming.flink.bronze import columns
 
-    spark_types = {"STRING": "string", "INT": "int", "BIGINT": "bigint", "DOUBLE": "double", "BOOLEAN": "boolean",
-                   "DATE": "date", "TIMESTAMP(3)": "timestamp", "TIMESTAMP(6)": "timestamp"}
     voice = spark.read.parquet(f"file://{dataset}/cdr/record_type=voice").drop("date")
     fields = [f.name for f in RECORD_TYPES["voice"].fields]
     metadata = {
@@ -38,7 +37,7 @@ def bronze_voice_rows(spark, dataset: Path):
         "kafka_timestamp": F.col("start_time"), "ingested_at": F.col("start_time"),
         "payload": F.to_json(F.struct(*fields)),
     }
-    return voice.select(*[(metadata[name] if name in metadata else F.col(name)).cast(spark_types[ftype]).alias(name)
+    return voice.select(*[(metadata[name] if name in metadata else F.col(name)).cast(HIVE_TYPES[ftype]).alias(name)
                           for name, ftype in columns(RECORD_TYPES["voice"])])
 
 
@@ -59,7 +58,7 @@ def main() -> None:
 
     from cdr.settings import get_settings
     from generator.dataset import GenerateOptions, generate_dataset
-    from stack.spark import session
+    from batch.cli import batch_session
     from streaming import compaction
 
     settings = get_settings()
@@ -69,9 +68,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cdr-bench-compaction-"))
     dataset = generate_dataset(GenerateOptions(out=work / "data", subscribers=args.subscribers, days=1,
                                                defect_rate=0, scenarios=())).out
-    spark = session("cdr-bench-compaction", extra_conf={
-        "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC"})
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = batch_session("cdr-bench-compaction")
     fs = compaction.HadoopFs(spark)
     try:
         began = time.perf_counter()

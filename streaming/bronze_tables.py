@@ -12,13 +12,13 @@ from cdr.settings import Settings
 from streaming.flink.bronze import PARTITION_COLUMN, bronze_tables, columns
 
 ALL_CDR_VIEW = "bronze_cdr"
-# Flink SQL types of the bronze files -> Hive column types.
-_HIVE_TYPES = {"STRING": "STRING", "INT": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN",
+# Flink SQL types of the bronze files -> Hive (and Spark SQL) column types.
+HIVE_TYPES = {"STRING": "STRING", "INT": "INT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN",
                "DATE": "DATE", "TIMESTAMP(3)": "TIMESTAMP", "TIMESTAMP(6)": "TIMESTAMP"}
 
 
 def table_ddl(database: str, table: str, cols: list[tuple[str, str]], location: str) -> str:
-    body = ",\n".join(f"  `{name}` {_HIVE_TYPES[ftype]}" for name, ftype in cols)
+    body = ",\n".join(f"  `{name}` {HIVE_TYPES[ftype]}" for name, ftype in cols)
     return (f"CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table}` (\n{body}\n)\n"
             f"PARTITIONED BY (`{PARTITION_COLUMN}` STRING)\nSTORED AS PARQUET\nLOCATION '{location}'")
 

@@ -289,8 +289,8 @@ def stream_compact(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from batch.cli import batch_session
     from cdr.settings import get_settings
-    from stack.spark import session
     from streaming import bronze_tables, compaction
 
     settings = get_settings()
@@ -302,9 +302,7 @@ def stream_compact(
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise CdrError("another `cdr stream compact` is running") from None
-        spark = session("cdr-bronze-compaction", extra_conf={
-            "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC"})
-        spark.sparkContext.setLogLevel("ERROR")
+        spark = batch_session("cdr-bronze-compaction")  # the stack's Spark, as the batch layer's
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         try:
             with Progress(*columns, transient=True) as progress:
