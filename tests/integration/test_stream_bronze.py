@@ -68,16 +68,24 @@ def bronze_env(local_stack):
     get_settings.cache_clear()
 
 
-def _bronze_counts(local_stack, settings) -> tuple[int, int, int]:
-    """Rows, distinct Kafka positions and distinct record ids over all CDR topics."""
+def _bronze_fingerprint(local_stack, settings) -> tuple:
+    """Rows, distinct Kafka positions and distinct record ids over all CDR topics, and a sum of every
+    row's hash: equal only for the same rows."""
     from streaming.bronze_tables import register
 
     register(settings)
-    ((rows, positions, records),) = query(
+    columns = "kafka_key, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at, payload, " \
+              "record_id, start_time, served_msisdn, cell_id, `date`"
+    ((*counts, digest),) = query(
         local_stack,
-        "SELECT COUNT(*), COUNT(DISTINCT kafka_topic, kafka_partition, kafka_offset), COUNT(DISTINCT record_id)"
-        f" FROM `{settings.bronze.database}`.bronze_cdr")
-    return rows, positions, records
+        "SELECT COUNT(*), COUNT(DISTINCT kafka_topic, kafka_partition, kafka_offset), COUNT(DISTINCT record_id),"
+        f" SUM(CAST(xxhash64({columns}) AS DECIMAL(38, 0))) FROM `{settings.bronze.database}`.bronze_cdr")
+    return (*counts, digest)
+
+
+def _bronze_counts(local_stack, settings) -> tuple[int, int, int]:
+    """Rows, distinct Kafka positions and distinct record ids over all CDR topics."""
+    return _bronze_fingerprint(local_stack, settings)[:3]
 
 
 def _wait_for_rows(local_stack, settings, expected: int, timeout_s: float = 180) -> tuple[int, int, int]:
@@ -189,20 +197,6 @@ def test_a_restarted_job_keeps_its_consumer_group_and_knows_when_it_has_caught_u
     assert _bronze_counts(local_stack, bronze_env) == tuple(n + 3 for n in before)
 
 
-def _bronze_fingerprint(local_stack, settings) -> tuple:
-    """Counts as _bronze_counts, and a sum of every row's hash: equal only for the same rows."""
-    from streaming.bronze_tables import register
-
-    register(settings)
-    columns = "kafka_key, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at, payload, " \
-              "record_id, start_time, served_msisdn, cell_id, `date`"
-    ((*counts, digest),) = query(
-        local_stack,
-        "SELECT COUNT(*), COUNT(DISTINCT kafka_topic, kafka_partition, kafka_offset), COUNT(DISTINCT record_id),"
-        f" SUM(CAST(xxhash64({columns}) AS DECIMAL(38, 0))) FROM `{settings.bronze.database}`.bronze_cdr")
-    return (*counts, digest)
-
-
 def _committed_files(settings) -> int:
     """Committed files in the bronze landing's CDR date folders (WebHDFS)."""
     root = settings.bronze_uri.removeprefix(settings.hdfs.uri)
@@ -218,14 +212,14 @@ def _committed_files(settings) -> int:
                if f["type"] == "FILE" and not f["pathSuffix"].startswith((".", "_")))
 
 
-def _compact() -> str:
+def _cdr(*args: str, timeout_s: float = 900) -> str:
+    """Run the `cdr` CLI; the bronze_env overrides (this run's folder and database) are in the environment."""
     import subprocess
     import sys
     from pathlib import Path
 
-    # The bronze_env overrides (this run's folder and database) are in the environment.
-    done = subprocess.run([str(Path(sys.executable).parent / "cdr"), "stream", "compact"], env=dict(os.environ),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([str(Path(sys.executable).parent / "cdr"), *args], env=dict(os.environ),
+                          capture_output=True, text=True, timeout=timeout_s)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -241,7 +235,7 @@ def test_compaction_keeps_every_row_once_beside_the_job_and_across_its_restart(b
     assert jobs.wait_caught_up(bronze_env, "bronze", 120)
     assert jobs.stop(bronze_env, "bronze") is not None  # its savepoint's files are committed at the stop
     before, files_before = _bronze_fingerprint(local_stack, bronze_env), _committed_files(bronze_env)
-    assert "bronze_voice" in _compact()
+    assert "bronze_voice" in _cdr("stream", "compact")
     files_after = _committed_files(bronze_env)
     assert files_after < files_before / 3, (files_before, files_after)
     assert _bronze_fingerprint(local_stack, bronze_env) == before
@@ -258,21 +252,16 @@ def test_compaction_keeps_every_row_once_beside_the_job_and_across_its_restart(b
     producer = threading.Thread(target=stream)
     producer.start()
     time.sleep(8)  # a few checkpoints' files committed beside the merged ones
-    _compact()
+    _cdr("stream", "compact")
     producer.join()
     assert sent["errors"] == 0 and sent["sent"] > 0
     assert jobs.wait_caught_up(bronze_env, "bronze", 120)
-    rows, positions, records, _ = _bronze_fingerprint(local_stack, bronze_env)
-    assert (rows, positions, records) == tuple(n + sent["sent"] for n in before[:3])
+    assert _bronze_counts(local_stack, bronze_env) == tuple(n + sent["sent"] for n in before[:3])
     assert jobs.running(bronze_env, "bronze").state == "RUNNING"
 
 
 def test_the_batch_layer_validates_the_bronze_landing_like_operator_files(bronze_env, local_stack, tmp_path):
     """`cdr batch run --from-bronze`: the bronze CDRs of a day reconcile exactly in the batch layer."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     import pyarrow.parquet as pq
 
     from streaming.source import LiveOptions, LiveSource
@@ -286,13 +275,9 @@ def test_the_batch_layer_validates_the_bronze_landing_like_operator_files(bronze
     root = f"{bronze_env.hdfs.uri}/cdr-it/bronze-batch-{uuid.uuid4().hex[:8]}"
     prefix = f"itbb_{uuid.uuid4().hex[:6]}_"
     common = ["--date", day, "--dev-key", "--root", root, "--db-prefix", prefix]
-    cdr = Path(sys.executable).parent / "cdr"
-    env = dict(os.environ)  # the bronze_env overrides name this run's bronze folder
     for args in (["--input", str(reference), "--step", "land"], ["--from-bronze", "--step", "land"],
                  ["--step", "validate"]):
-        done = subprocess.run([str(cdr), "batch", "run", *args, *common], env=env, capture_output=True, text=True,
-                              timeout=900)
-        assert done.returncode == 0, done.stderr[-3000:]
+        _cdr("batch", "run", *args, *common)
     try:
         ((bronze_rows,),) = query(local_stack, f"SELECT COUNT(*) FROM `{bronze_env.bronze.database}`.bronze_cdr"
                                                f" WHERE `date` = '{day}'")
