@@ -19,8 +19,15 @@ def spark_conf() -> dict[str, str]:
     from batch.jobs import SPARK_CONF
 
     batch = get_settings().batch
+    cluster = {} if batch.master.startswith("local") else {
+        "spark.executor.memory": f"{batch.executor_memory_mb}m",
+        # One executor of one core per worker; the Thrift Server keeps the other core of each.
+        "spark.executor.cores": "1",
+        "spark.cores.max": "2",
+    }
     return {
         **SPARK_CONF,
+        **cluster,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(batch.shuffle_partitions),
         "spark.driver.memory": f"{batch.driver_memory_mb}m",
@@ -34,7 +41,9 @@ def batch_session(app_name: str):
     """The stack's shared Spark/Hive configuration, sized for a shared 2-core machine."""
     from stack.spark import session
 
-    spark = session(app_name, master="local[2]", extra_conf=spark_conf())
+    from cdr.settings import get_settings
+
+    spark = session(app_name, master=get_settings().batch.master, extra_conf=spark_conf())
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -104,6 +113,7 @@ def score(
     dev_key: bool = typer.Option(False, "--dev-key", help="Use the public development pseudonymisation key."),
     root: Optional[str] = typer.Option(None, help="Root URI of the zones."),
     db_prefix: str = typer.Option("", help="Prefix of the Hive databases."),
+    min_score: Optional[float] = typer.Option(None, help="Exit 1 if any labelled scenario's precision or recall is below this."),
 ) -> None:
     """Precision/recall of cdr_dw.anomalies per scenario, and labelled defects caught per code."""
     from batch.score import defect_report, scenario_scores
@@ -114,11 +124,14 @@ def score(
     spark = batch_session("cdr-batch-score")
     try:
         zones = _zones(root, db_prefix)
-        typer.echo(format_scores(scenario_scores(spark, zones, _uri(labels), key)))
+        scores = scenario_scores(spark, zones, _uri(labels), key)
+        typer.echo(format_scores(scores))
         typer.echo("")
         typer.echo(defect_report(spark, zones, _uri(labels)))
     finally:
         spark.stop()
+    if min_score is not None and any(s.precision < min_score or s.recall < min_score for s in scores if s.labels):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -80,7 +80,9 @@ class HiveSettings(BaseModel):
 
 
 class BatchSettings(BaseModel):
+    master: str
     driver_memory_mb: int
+    executor_memory_mb: int
     shuffle_partitions: int
 
 

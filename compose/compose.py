@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Lifecycle of the container stack, wrapped by the Makefile (`make up | down | reset | ps | logs | smoke`).
 
+    python3 compose/compose.py env                         .env with every secret generated (kept if set)
+    python3 compose/compose.py images                      build the platform image (base image first)
     python3 compose/compose.py up [--profiles batch,stream]   build, start, wait for health, print the UIs
     python3 compose/compose.py down | reset [--force] | ps | logs SERVICE | smoke | ports | config
+    python3 compose/compose.py cdr ARGS...                 run `cdr ARGS...` in a one-shot container
 
-The engine is `docker compose` or `podman compose` (first that answers, engine included), or what
-COMPOSE names (e.g. COMPOSE="podman-compose"). Health is polled here rather than left to
-`depends_on`, because podman-compose does not honour every condition.
+The engine is `docker compose` (Compose v2+; podman's compose does not run healthchecks without
+systemd, which the start order relies on), or what COMPOSE names. Health is also polled here, so
+that a failure names the service and shows its last log lines.
 
 Also the project's own renderer of the compose files (used by the tests, which run without an
 engine): merge the files, interpolate ${VAR}, ${VAR:-default}, ${VAR:?error} from .env.
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -31,15 +35,28 @@ REPO = HERE.parent
 ENV_FILE = REPO / ".env"
 ENV_EXAMPLE = REPO / ".env.example"
 # Order matters only for readability: the base file first (it names the project).
-FILES = ("compose.yaml", "batch.yaml", "stream.yaml", "monitoring.yaml", "bi.yaml", "notebooks.yaml")
+FILES = ("compose.yaml", "batch.yaml", "stream.yaml", "monitoring.yaml", "bi.yaml", "notebooks.yaml", "tools.yaml")
+# What `make up` starts. Optional upstream extras (pulled, not built) are opt-in profiles.
 PROFILES = ("batch", "stream", "monitoring", "bi", "notebooks")
+EXTRAS = ("grafana", "kafka-ui")
+# A profile that needs another's services: the stream lands bronze on HDFS, Superset and the notebooks
+# read the warehouse (batch); Grafana reads Prometheus.
+NEEDS = {"stream": ("batch",), "bi": ("batch",), "notebooks": ("batch",), "grafana": ("monitoring",),
+         "kafka-ui": ("stream",)}
 PROJECT = "cdr"
 DOCS = "docs/compose.md"
+# The platform image and its base (compose/images/Dockerfile). Where the base cannot be pulled, it
+# is built from Debian's packages with debootstrap under the same name (compose/images/base-image.sh).
+DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
+DEFAULT_PLATFORM_IMAGE = "cdr-platform:0.1.0"
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+BUILD_CA_DIR = HERE / "images" / "ca-certificates"
 
 # Memory per profile (docs/compose.md, "Resources"): its long-running services at their limits plus
 # its largest one-shot, rounded up. Checked before `up` as a warning: limits are ceilings, and an
 # idle stack uses less, but a machine below this can see containers killed (exit 137).
-MIN_MEMORY_GIB = {"core": 0.6, "batch": 9.5, "stream": 9.5, "monitoring": 1.0, "bi": 2.0, "notebooks": 2.0}
+MIN_MEMORY_GIB = {"core": 0.5, "batch": 7.4, "stream": 7.7, "monitoring": 0.5, "bi": 2.0, "notebooks": 1.3,
+                  "grafana": 0.3, "kafka-ui": 0.5}
 MIN_CPUS = 2
 
 # The UIs printed after `up`: (service, label, port variable, default port, URL scheme).
@@ -50,6 +67,7 @@ UIS = (
     ("spark-thrift", "Thrift Server Spark UI", "SPARK_THRIFT_UI_PORT", 4040, "http"),
     ("kafka-1", "Kafka bootstrap", "KAFKA_1_PORT", 9092, "kafka"),
     ("kafka-ui", "Kafka UI", "KAFKA_UI_PORT", 8082, "http"),
+    ("producer", "CDR producer metrics", "PRODUCER_METRICS_PORT", 9400, "http"),
     ("flink-jobmanager", "Flink", "FLINK_REST_PORT", 8081, "http"),
     ("postgres", "PostgreSQL", "POSTGRES_PORT", 5432, "postgresql"),
     ("prometheus", "Prometheus", "PROMETHEUS_PORT", 9090, "http"),
@@ -62,15 +80,14 @@ UIS = (
 # Prometheus jobs and the services behind them: `smoke` expects a job up only if they run.
 JOB_SERVICES = {
     "prometheus": ("prometheus",),
-    "postgres": ("postgres-exporter",),
     "alertmanager": ("alertmanager",),
     "kafka": ("kafka-1", "kafka-2", "kafka-3"),
-    "kafka-exporter": ("kafka-exporter",),
     "hdfs-namenode": ("namenode",),
     "hdfs-datanode": ("datanode-1", "datanode-2"),
     "spark-thriftserver": ("spark-thrift",),
     "flink-jobmanager": ("flink-jobmanager",),
     "flink-taskmanager": ("flink-taskmanager",),
+    "cdr-producer": ("producer",),
 }
 
 
@@ -101,6 +118,14 @@ _VAR = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_
 
 class InterpolationError(StackError):
     pass
+
+
+class UnhealthyError(StackError):
+    """Services failed or did not become healthy in time; ``services`` names them."""
+
+    def __init__(self, message: str, services: list[str]):
+        super().__init__(message)
+        self.services = services
 
 
 def interpolate(value, env: dict[str, str]):
@@ -171,8 +196,36 @@ def is_one_shot(spec: dict) -> bool:
 def project_env() -> dict[str, str]:
     """What compose interpolates from: the repo's .env under the process environment."""
     if not ENV_FILE.is_file():
-        raise StackError(f"no .env: run `cp .env.example .env` and fill in the secrets ({DOCS}, first run)")
+        raise StackError(f"no .env: run `make env` (generates every secret) or `cp .env.example .env` and fill in "
+                         f"the secrets ({DOCS}#first-run)")
     return {**read_env_file(ENV_FILE), **os.environ}
+
+
+# Secrets of .env.example and how `env` generates each (never a default value anywhere).
+SECRET_GENERATORS = {
+    "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(24),
+    "SUPERSET_SECRET_KEY": lambda: secrets.token_urlsafe(42),
+    "SUPERSET_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(18),
+    "GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(18),
+    "CDR_PSEUDONYM_KEY": lambda: secrets.token_hex(32),
+    "JUPYTER_TOKEN": lambda: secrets.token_hex(24),
+}
+
+
+def generate_env_file() -> list[str]:
+    """Fill every empty secret of .env (made from .env.example if absent) with a new random value;
+    values already set are kept. Returns the names filled. The file is git-ignored, mode 0600."""
+    lines = (ENV_FILE if ENV_FILE.is_file() else ENV_EXAMPLE).read_text().splitlines()
+    filled = []
+    for index, line in enumerate(lines):
+        key, sep, value = line.partition("=")
+        if sep and key in SECRET_GENERATORS and not value.strip():
+            lines[index] = f"{key}={SECRET_GENERATORS[key]()}"
+            filled.append(key)
+    fd = os.open(ENV_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return filled
 
 
 # --- engine ---------------------------------------------------------------------------------------
@@ -186,34 +239,22 @@ def _responds(argv: list[str], timeout: float = 20) -> bool:
 
 
 def find_engine(override: str | None = None) -> tuple[list[str], str]:
-    """(compose command, engine binary). A compose client is not enough: the engine must answer
-    (`docker info` fails without a daemon, `podman info` without a working podman)."""
+    """(compose command, engine binary). A compose client is not enough: the engine must answer."""
     override = override if override is not None else os.environ.get("COMPOSE", "")
-    if override:
-        compose = shlex.split(override)
-        engine = "podman" if "podman" in compose[0] else "docker"
-        candidates = [(compose, engine)]
+    compose = shlex.split(override) if override else ["docker", "compose"]
+    engine = "podman" if "podman" in compose[0] else "docker"
+    if shutil.which(compose[0]) is None:
+        problem = f"`{compose[0]}` is not installed"
+    elif not _responds([*compose, "version"]):
+        problem = f"`{' '.join(compose)}` is missing (Docker Compose v2 or later is needed)"
+    elif not _responds([engine, "info"]):
+        problem = f"the {engine} engine does not answer (is dockerd running?)"
     else:
-        candidates = [
-            (["docker", "compose"], "docker"),
-            (["podman", "compose"], "podman"),
-            (["podman-compose"], "podman"),
-            (["docker-compose"], "docker"),
-        ]
-    tried = []
-    for compose, engine in candidates:
-        if shutil.which(compose[0]) is None:
-            tried.append(f"{' '.join(compose)}: not installed")
-        elif not _responds([*compose, "version"]):
-            tried.append(f"{' '.join(compose)}: no compose support")
-        elif not _responds([engine, "info"]):
-            tried.append(f"{' '.join(compose)}: the {engine} engine does not respond")
-        else:
-            return compose, engine
+        return compose, engine
     raise StackError(
-        "No working container engine found (" + "; ".join(tried) + ").\n"
-        "Start Docker or Podman (or name one with COMPOSE=...), or run the same services as local "
-        "processes with `make up-local`."
+        f"No working container engine: {problem}.\n"
+        "On Debian, as root, `make engine` installs Docker Engine and Compose and starts the daemon "
+        f"({DOCS}#first-run); or run the same services as local processes with `make up-local`."
     )
 
 
@@ -262,6 +303,98 @@ class Compose:
 # --- commands -------------------------------------------------------------------------------------
 
 
+def image_exists(engine: str, name: str) -> bool:
+    return _responds([engine, "image", "inspect", name])
+
+
+def ensure_base_image(engine: str, name: str) -> None:
+    """The base image: present, else pulled, else built from Debian's packages (no registry here)."""
+    if image_exists(engine, name):
+        return
+    print(f"base image {name}: pulling", flush=True)
+    if _responds([engine, "pull", name], timeout=120):
+        return
+    print(f"base image {name}: cannot be pulled; building it from Debian's packages (debootstrap, about 70 s)",
+          flush=True)
+    built = subprocess.run([str(HERE / "images" / "base-image.sh"), name], env={**os.environ, "ENGINE": engine})
+    if built.returncode != 0:
+        raise StackError(f"the base image {name} could not be pulled nor built; see above and {DOCS}#troubleshooting")
+
+
+def copy_host_ca_certificates() -> int:
+    """The host's extra CA certificates into the build context (git-ignored): builds behind a
+    TLS-re-signing proxy reach PyPI and Maven Central only if the image trusts its CA."""
+    for old in BUILD_CA_DIR.glob("*.crt"):
+        old.unlink()
+    count = 0
+    for cert in sorted(HOST_CA_DIR.rglob("*.crt")) if HOST_CA_DIR.is_dir() else []:
+        shutil.copyfile(cert, BUILD_CA_DIR / f"host-{cert.parent.name}-{cert.name}" if cert.parent != HOST_CA_DIR
+                        else BUILD_CA_DIR / cert.name)
+        count += 1
+    return count
+
+
+def build_images(engine: str, env: dict[str, str]) -> None:
+    base = env.get("BASE_IMAGE") or DEFAULT_BASE_IMAGE
+    image = env.get("PLATFORM_IMAGE") or DEFAULT_PLATFORM_IMAGE
+    ensure_base_image(engine, base)
+    certs = copy_host_ca_certificates()
+    print(f"building {image} from {base} ({certs} extra CA certificates of this machine)", flush=True)
+    started = time.monotonic()
+    argv = [engine, "build", "--file", str(HERE / "images" / "Dockerfile"), "--target", "platform",
+            "--build-arg", f"BASE_IMAGE={base}", "--tag", image, str(REPO)]
+    if subprocess.run(argv, env={**os.environ, "DOCKER_BUILDKIT": "0"}).returncode != 0:
+        raise StackError(f"building {image} failed (see the step above); {DOCS}#troubleshooting")
+    print(f"built {image} in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def published_ports(services: dict[str, dict]) -> dict[int, str]:
+    """host port -> service, for every port the services publish."""
+    ports = {}
+    for name, spec in services.items():
+        for entry in spec.get("ports", []):
+            ports[int(str(entry).rsplit(":", 2)[-2])] = name
+    return ports
+
+
+def listeners() -> dict[int, str]:
+    """host TCP port -> the process listening on it (`ss`), for ports in use on this machine."""
+    try:
+        out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    found = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        port = fields[3].rsplit(":", 1)[-1]
+        process = re.search(r'users:\(\("([^"]+)",pid=(\d+)', line)
+        if port.isdigit():
+            found[int(port)] = f"{process.group(1)} (pid {process.group(2)})" if process else "another process"
+    return found
+
+
+def check_ports_free(stack: "Compose", services: dict[str, dict]) -> None:
+    """Fail before starting when a host port the stack publishes is taken by something else."""
+    ours = {s for s, st in stack.containers().items() if st["status"] == "running"}
+    taken = listeners()
+    # A port held by docker-proxy for this stack's own running service is the service itself (a re-up).
+    clashes = [f"port {port} ({service}) is in use by {taken[port]}"
+               for port, service in sorted(published_ports(services).items())
+               if port in taken and not (taken[port].startswith("docker-proxy") and service in ours)]
+    if clashes:
+        raise StackError("; ".join(clashes) + ". Stop it (the local stack: `make down-local`), or move the "
+                         f"service with its port variable in .env ({DOCS}#services-and-ports).")
+
+
+def print_logs(stack: "Compose", services: list[str], lines: int = 40) -> None:
+    for name in services:
+        print(f"--- last {lines} log lines of {name} ---", file=sys.stderr, flush=True)
+        subprocess.run(stack.argv("logs", "--no-color", "--tail", str(lines), name, profiles=PROFILES + EXTRAS),
+                       cwd=HERE, stdout=sys.stderr, stderr=sys.stderr)
+
+
 def preflight(profiles: tuple[str, ...]) -> None:
     """Warn (do not fail) when the machine looks too small for the chosen profiles."""
     need = MIN_MEMORY_GIB["core"] + sum(MIN_MEMORY_GIB[p] for p in profiles)
@@ -301,8 +434,8 @@ def wait_healthy(stack: Compose, services: dict[str, dict], timeout_s: float) ->
             elif "healthcheck" not in spec and st["status"] != "running":
                 waiting.append(f"{name} ({st['status']})")
         if failed:
-            raise StackError("failed: " + ", ".join(failed) + f"\nSee `make logs S=<service>` and {DOCS}#troubleshooting "
-                             "(exit 137 = out of memory).")
+            raise UnhealthyError("failed: " + ", ".join(failed) + f"\nSee `make logs S=<service>` and {DOCS}#troubleshooting "
+                             "(exit 137 = out of memory).", [f.split()[0] for f in failed])
         if not waiting:
             return
         line = "waiting for: " + ", ".join(waiting)
@@ -310,7 +443,8 @@ def wait_healthy(stack: Compose, services: dict[str, dict], timeout_s: float) ->
             print(line, flush=True)
             last = line
         if time.monotonic() > deadline:
-            raise StackError(f"not healthy after {timeout_s:.0f} s: {', '.join(waiting)} ({DOCS}#troubleshooting)")
+            raise UnhealthyError(f"not healthy after {timeout_s:.0f} s: {', '.join(waiting)} ({DOCS}#troubleshooting)",
+                                 [w.split()[0] for w in waiting])
         time.sleep(5)
 
 
@@ -323,15 +457,30 @@ def ui_table(env: dict[str, str], services: dict[str, dict]) -> str:
     return "\n".join(f"  {label:<{width}}  {url}" for label, url in rows)
 
 
-def cmd_up(profiles: tuple[str, ...], timeout_s: float) -> None:
+def cmd_up(profiles: tuple[str, ...], timeout_s: float, build: bool = True) -> None:
     stack = Compose(profiles)   # first: without an engine, nothing else matters
     env = project_env()
     services = render(env, profiles)["services"]   # also fails fast on a missing secret
     preflight(profiles)
-    stack.run("up", "--detach", "--build", "--remove-orphans")
-    wait_healthy(stack, services, timeout_s)
-    print(f"\nCDR platform is up (profiles: {', '.join(profiles) or 'none'}):\n{ui_table(env, services)}")
+    check_ports_free(stack, services)
+    if build:
+        build_images(stack.engine, env)
+    started = time.monotonic()
+    stack.run("up", "--detach", "--no-build", "--remove-orphans")
+    try:
+        wait_healthy(stack, services, timeout_s)
+    except UnhealthyError as exc:
+        print_logs(stack, exc.services)
+        raise
+    print(f"\nCDR platform is up in {time.monotonic() - started:.0f} s (profiles: {', '.join(profiles) or 'none'}):\n"
+          f"{ui_table(env, services)}")
     print("\n`make smoke` checks it end to end; `make down` stops it (data kept), `make reset` deletes the data.")
+
+
+def cmd_cdr(args: list[str]) -> int:
+    """`cdr ARGS` in a one-shot container of the platform image (service cdr, compose/tools.yaml)."""
+    stack = Compose(PROFILES)
+    return stack.run("run", "--rm", "--no-deps", "cdr", "cdr", *args, profiles=("tools",), check=False)
 
 
 def cmd_smoke() -> None:
@@ -344,7 +493,8 @@ def cmd_smoke() -> None:
         raise StackError("nothing to check: the stack is not running (`make up`)")
     jobs = [job for job, needs in JOB_SERVICES.items() if set(needs) <= running]
     stack.run("run", "--rm", "--no-deps", "-e", f"SMOKE_CHECKS={','.join(checks)}",
-              "-e", f"SMOKE_PROMETHEUS_JOBS={','.join(jobs)}", "smoke", profiles=("tools",))
+              "-e", f"SMOKE_PROMETHEUS_JOBS={','.join(jobs)}", "cdr", "python", "/opt/cdr/compose/smoke.py",
+              profiles=("tools",))
 
 
 def confirm_reset(force: bool) -> bool:
@@ -356,25 +506,40 @@ def confirm_reset(force: bool) -> bool:
 
 
 def parse_profiles(value: str | None) -> tuple[str, ...]:
-    names = tuple(p for p in re.split(r"[,\s]+", value or "") if p)
-    unknown = set(names) - set(PROFILES)
+    """The profiles asked for (default: all of PROFILES) and those they need (NEEDS)."""
+    names = [p for p in re.split(r"[,\s]+", value or "") if p] or list(PROFILES)
+    unknown = set(names) - set(PROFILES) - set(EXTRAS)
     if unknown:
-        raise StackError(f"unknown profile(s) {sorted(unknown)}; choose from {', '.join(PROFILES)}")
-    return names or PROFILES
+        raise StackError(f"unknown profile(s) {sorted(unknown)}; choose from {', '.join(PROFILES + EXTRAS)}")
+    for name in list(names):
+        names += [needed for needed in NEEDS.get(name, ()) if needed not in names]
+    return tuple(p for p in PROFILES + EXTRAS if p in names)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compose.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("up", "down", "reset", "ps", "logs", "smoke", "ports", "config"))
-    parser.add_argument("service", nargs="?", help="logs: the service to follow (all when empty)")
+    parser.add_argument("command", choices=("env", "images", "up", "stop", "start", "down", "reset", "ps", "logs", "smoke", "ports", "config",
+                                            "cdr"))
+    parser.add_argument("args", nargs="*", help="logs, stop, start: services; cdr: its arguments (after --)")
     parser.add_argument("--profiles", default=os.environ.get("PROFILES", ""), help="comma-separated; default: all")
     parser.add_argument("--force", action="store_true", default=os.environ.get("FORCE") == "1")
-    parser.add_argument("--timeout", type=float, default=float(os.environ.get("UP_TIMEOUT", "1200")))
-    args = parser.parse_args(argv)
+    parser.add_argument("--timeout", type=float, default=float(os.environ.get("UP_TIMEOUT", "900")))
+    parser.add_argument("--no-build", action="store_true", help="up: use the images as they are")
+    argv = sys.argv[1:] if argv is None else argv
+    # `cdr ARGS...` passes everything after the command through untouched (options included).
+    passthrough = argv[argv.index("cdr") + 1:] if argv[:1] == ["cdr"] else None
+    args = parser.parse_args(argv[:1] if passthrough is not None else argv)
     try:
         profiles = parse_profiles(args.profiles)
         if args.command == "up":
-            cmd_up(profiles, args.timeout)
+            cmd_up(profiles, args.timeout, build=not args.no_build)
+        elif args.command == "env":
+            filled = generate_env_file()
+            print(f"{ENV_FILE.relative_to(REPO)}: " + (f"generated {', '.join(filled)}" if filled else "every secret set"))
+        elif args.command == "images":
+            build_images(find_engine()[1], {**read_env_file(ENV_FILE), **os.environ} if ENV_FILE.is_file() else dict(os.environ))
+        elif args.command == "cdr":
+            return cmd_cdr(passthrough or [])
         elif args.command == "config":   # the project as this module renders it (no engine needed)
             import yaml
 
@@ -386,8 +551,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd_smoke()
         else:
             # Every profile, so that services of any profile are listed / stopped / removed.
-            stack = Compose(PROFILES)
-            if args.command == "down":
+            stack = Compose(PROFILES + EXTRAS)
+            if args.command in ("stop", "start"):
+                stack.run(args.command, *args.args)
+            elif args.command == "down":
                 stack.run("down", "--remove-orphans")
             elif args.command == "reset":
                 if not confirm_reset(args.force):
@@ -397,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "ps":
                 stack.run("ps", "--all")
             elif args.command == "logs":
-                stack.run("logs", "--follow", "--tail", "200", *([args.service] if args.service else []), check=False)
+                stack.run("logs", "--follow", "--tail", "200", *args.args, check=False)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

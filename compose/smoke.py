@@ -1,5 +1,5 @@
 """End-to-end checks of the running container stack (`make smoke`), run inside the platform image
-by the `smoke` service (compose.yaml, profile tools) so that it reaches every service the way the
+by the one-shot `cdr` service (compose/tools.yaml, profile tools) so that it reaches every service the way the
 project's code does: at the local stack's loopback addresses, forwarded by cdr-entrypoint.
 
 SMOKE_CHECKS picks the checks (compose.py passes those whose services run):

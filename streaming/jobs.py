@@ -139,11 +139,13 @@ def load_cell_reference(settings: Settings, cells: Path) -> int:
 
 
 def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | None = None, parallelism: int = 1,
-          fresh: bool = False, timeout_s: float = 120, group_id: str | None = None) -> JobState:
+          fresh: bool = False, timeout_s: float = 300, group_id: str | None = None) -> JobState:
     """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``
     (then with a new consumer group: ``group_id``, or one named after the job and the time).
     Returns once every task of the job runs, so records sent from then on are read at once.
-    The detection job needs the pseudonymisation ``key`` and the ``cells`` reference."""
+    The detection job needs the pseudonymisation ``key`` and the ``cells`` reference. Compiling the
+    detection job's plan takes the client about a minute on an idle 2-core machine, and over two
+    while a whole container stack starts beside it: hence the timeout."""
     from stack.services.flink import client_env, pyflink_home
 
     _ensure_taskmanager(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -64,7 +65,8 @@ class Hive(Service):
             "javax.jdo.option.ConnectionURL": conf["spark.hadoop.javax.jdo.option.ConnectionURL"],
             "javax.jdo.option.ConnectionDriverName": conf["spark.hadoop.javax.jdo.option.ConnectionDriverName"],
             "javax.jdo.option.ConnectionUserName": conf["spark.hadoop.javax.jdo.option.ConnectionUserName"],
-            "javax.jdo.option.ConnectionPassword": "unused-trust-auth",
+            # The local stack trusts loopback; the container stack's PostgreSQL asks for PGPASSWORD.
+            "javax.jdo.option.ConnectionPassword": os.environ.get("PGPASSWORD") or "unused-trust-auth",
             # As Hive's ObjectStore configures DataNucleus, so names and id generation match.
             "datanucleus.identifierFactory": "datanucleus1",
             "datanucleus.rdbms.useLegacyNativeValueStrategy": "true",

@@ -8,6 +8,7 @@ on three brokers, configuration copied instead of shared with the local stack.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,21 +25,12 @@ _spec = importlib.util.spec_from_file_location("cdr_compose_policy", COMPOSE_DIR
 compose = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compose)
 
-PLATFORM_IMAGES = ("cdr-platform:", "cdr-flink:")
-# The healthcheck tool each image is known to contain (its base: busybox, Debian, Alpine...).
+PLATFORM_IMAGE = "cdr-platform:"
+# The healthcheck tools each image is known to contain.
 HEALTH_TOOLS = {
-    "postgres:": "pg_isready",
-    "quay.io/prometheuscommunity/postgres-exporter:": "wget",   # quay.io/prometheus/busybox base
-    "danielqsj/kafka-exporter:": "wget",                        # quay.io/prometheus/busybox base
-    "prom/prometheus:": "wget",
-    "prom/alertmanager:": "wget",
-    "grafana/grafana:": "wget",                                 # Alpine base
-    "kafbat/kafka-ui:": "wget",                                 # Alpine base
-    "apache/hive:": "bash",
-    "cdr-superset:": "python",
-    "cdr-kafka:": "/opt/kafka/bin/kafka-broker-api-versions.sh",
-    "cdr-platform:": "probe",                                   # compose/images/bin/probe
-    "cdr-flink:": "probe",
+    "grafana/grafana:": {"wget"},                               # Alpine base (optional extra)
+    "kafbat/kafka-ui:": {"wget"},                               # Alpine base (optional extra)
+    "cdr-platform:": {"probe", "pg_isready"},                   # compose/images/bin/probe; Debian's PostgreSQL
 }
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY|_PASS)$")
 
@@ -102,46 +94,47 @@ def test_every_image_is_pinned_and_overridable(raw_services, services):
         assert repo and "/" not in tag and tag not in ("", "latest"), f"{name}: {image} is not pinned"
 
 
-def test_base_images_of_the_dockerfiles_are_pinned():
-    for dockerfile in COMPOSE_DIR.glob("images/**/Dockerfile"):
-        text = dockerfile.read_text()
-        args = dict(re.findall(r"^ARG (\w+_IMAGE)=(\S+)$", text, re.M))
-        stages = set(re.findall(r"^FROM \S+ AS (\w+)", text, re.M))
-        for base in re.findall(r"^FROM (\S+)", text, re.M):
-            if base in stages:
-                continue
-            ref = args.get(base.strip("${}"), base)
-            assert re.fullmatch(r"[\w./-]+:[\w.-]+", ref) and not ref.endswith(":latest"), f"{dockerfile}: FROM {ref}"
+def test_the_default_path_runs_only_the_image_the_project_builds(services):
+    """Every service `make up` starts runs the platform image (never pulled); upstream images are
+    only in the opt-in extras."""
+    for name, spec in services.items():
+        if set(spec.get("profiles", [])) & set(compose.EXTRAS):
+            assert not spec["image"].startswith(PLATFORM_IMAGE), name
+            continue
+        assert spec["image"].startswith(PLATFORM_IMAGE) and spec["pull_policy"] == "never", name
+        assert "build" not in spec, f"{name}: images are built by compose.py images, once"
+
+
+def test_the_image_is_built_from_one_debian_base_with_the_local_stacks_pins():
+    from stack.install import DEBIAN_PACKAGES, JAR_GROUPS
+
+    dockerfile = (COMPOSE_DIR / "images" / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=\S+$", dockerfile, re.M)
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", dockerfile, re.M)
+    assert stages[0] == ("${BASE_IMAGE}", "runtime") and all(base == "runtime" for base, _ in stages[1:]), stages
+    assert compose.DEFAULT_BASE_IMAGE == "debian:bookworm-slim"
+    for used in ("requirements/core.txt", "requirements/flink.txt", "requirements/superset.txt", "stack/pom.xml"):
+        assert f"COPY {used}" in dockerfile
+    for package in DEBIAN_PACKAGES:
+        assert re.search(rf"\s{package}\s", dockerfile), package
+    copied = re.search(r"for profile in ([\w -]+); do", dockerfile).group(1).split()
+    unpacked = re.findall(r"-P(\S+) -Dstack.jars=/jars dependency:unpack", dockerfile)
+    assert {g: "copy-dependencies" for g in copied} | {g: "unpack" for g in unpacked} == JAR_GROUPS
+    # Warm layer order: system packages, the environments (the core one, most often changed, last),
+    # the jars (their own stage: a pom change only copies them again), then the project's code last.
+    order = [dockerfile.index(marker) for marker in ("apt-get install", "COPY requirements/superset.txt",
+                                                      "COPY requirements/core.txt", "COPY --from=jars",
+                                                      "COPY --chown=cdr:cdr . /opt/cdr")]
+    assert order == sorted(order)
+    # No certificate in the repository: the build copies the host's at build time.
+    assert not list((COMPOSE_DIR / "images" / "ca-certificates").glob("*.crt")) or \
+        "/compose/images/ca-certificates/*.crt" in (REPO / ".gitignore").read_text()
 
 
 def test_bitnami_is_not_used():
     for path in COMPOSE_DIR.rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".yml", ".py", ".sh", "") or path.name == "Dockerfile":
             assert "bitnami" not in path.read_text(errors="ignore").lower(), path
-
-
-def test_versions_come_from_the_local_stack_pins(services, raw_services):
-    kafka_version = _pom_property("kafka.version")
-    assert kafka_version.startswith("4.")
-    for n in ("kafka-1", "kafka-2", "kafka-3"):
-        assert services[n]["build"]["args"]["KAFKA_BASE_IMAGE"] == f"apache/kafka:{kafka_version}"
-        assert services[n]["image"].endswith(f":{kafka_version}")
-    assert services["hive-metastore"]["image"] == "apache/hive:4.0.0"
-    assert "apache-flink==2.2.0" in (REPO / "requirements" / "flink.txt").read_text().split()
-    assert _pom_property("flink.kafka.connector.version").endswith("-2.2")
-    dockerfile = (COMPOSE_DIR / "images" / "Dockerfile").read_text()
-    for used in ("requirements/core.txt", "requirements/flink.txt", "stack/pom.xml"):
-        assert f"COPY {used}" in dockerfile
-    pom = (REPO / "stack" / "pom.xml").read_text()
-    for profile in re.findall(r"-P\"?\$?(\S*?)\"? ", dockerfile) + re.findall(r"for profile in ([\w -]+);", dockerfile):
-        for p in profile.split():
-            if p and p != "profile":
-                assert f"<id>{p}</id>" in pom, p
-    superset_dockerfile = (COMPOSE_DIR / "images" / "superset" / "Dockerfile").read_text()
-    assert "COPY requirements/superset.txt" in superset_dockerfile
-    superset_pin = re.search(r"^apache-superset==(\S+)$", (REPO / "requirements" / "superset.txt").read_text(), re.M)
-    assert f"ARG SUPERSET_BASE_IMAGE=apache/superset:{superset_pin.group(1)}\n" in superset_dockerfile
-    assert services["superset"]["build"]["args"]["SUPERSET_BASE_IMAGE"] == f"apache/superset:{superset_pin.group(1)}"
 
 
 # --- health and order ---------------------------------------------------------------------------
@@ -151,33 +144,30 @@ def test_long_running_services_have_a_healthcheck_with_a_tool_of_their_image(ser
     for name, spec in _long_running(services).items():
         test = spec.get("healthcheck", {}).get("test")
         assert test, f"{name} has no healthcheck"
-        tool = next(t for prefix, t in HEALTH_TOOLS.items() if spec["image"].startswith(prefix))
-        command = test[1] if test[0] in ("CMD",) else test[1].split("/opt/kafka/bin/")[0] + ""
-        if test[0] == "CMD-SHELL":
-            assert tool in test[1], f"{name}: {test}"
-        elif command == "sh":
-            assert test[2].split()[0] == tool, f"{name}: {test}"
-        else:
-            assert command == tool, f"{name}: healthcheck uses {command}, its image has {tool}"
+        tools = next(t for prefix, t in HEALTH_TOOLS.items() if spec["image"].startswith(prefix))
+        assert test[0] == "CMD" and test[1] in tools, f"{name}: healthcheck uses {test[1]}, its image has {tools}"
 
 
 def test_platform_commands_exist_in_the_image(services):
     scripts = {p.name for p in (COMPOSE_DIR / "images" / "bin").iterdir()}
-    python_tools = {"cdr", "jupyter", "python", "sh"}
+    # The venvs' console scripts and Debian's binaries the Dockerfile installs.
+    installed = {"cdr", "jupyter", "python", "sh", "gunicorn", "prometheus", "prometheus-alertmanager"}
     for name, spec in services.items():
-        if spec["image"].startswith(PLATFORM_IMAGES) and "command" in spec:
-            assert spec["command"][0] in scripts | python_tools, f"{name}: {spec['command']}"
+        if spec["image"].startswith(PLATFORM_IMAGE):
+            first = (spec.get("entrypoint") or spec.get("command") or ["cdr-entrypoint"])[0]
+            assert first in scripts | installed, f"{name}: {first}"
 
 
 def test_one_shot_init_services(services):
     one_shots = {n for n, s in services.items() if compose.is_one_shot(s)}
-    assert {"hdfs-format", "hdfs-init", "hive-schema", "topics-init", "superset-init", "flink-job"} <= one_shots
+    assert {"hdfs-format", "hdfs-init", "metastore-init", "topics-init", "superset-init", "flink-job", "cdr"} <= one_shots
     for name in one_shots:
         assert "healthcheck" not in services[name], name
     assert services["topics-init"]["command"] == ["cdr", "topics", "apply"]
     assert services["flink-job"]["command"] == ["flink-submit"]
     assert "exec cdr stream start" in (COMPOSE_DIR / "images" / "bin" / "flink-submit").read_text()
-    assert services["hdfs-init"]["command"] == ["hdfs-daemon", "init"]
+    assert services["hdfs-init"]["command"] == ["hdfs-init"]
+    assert "hdfs.after_ready()" in (COMPOSE_DIR / "images" / "bin" / "hdfs-init").read_text()
 
 
 def test_depends_on_targets_exist_with_the_right_condition(services):
@@ -190,9 +180,10 @@ def test_depends_on_targets_exist_with_the_right_condition(services):
             else:
                 assert condition == "service_completed_successfully" and compose.is_one_shot(services[target]), \
                     f"{name} -> {target}: {condition}"
-            # A dependency must be started by every profile that starts the dependent.
+            # A dependency must be started whenever the dependent is (compose.NEEDS adds profiles).
             mine, theirs = set(spec.get("profiles", [])), set(services[target].get("profiles", []))
-            assert not theirs or (mine and mine <= theirs) or dep.get("required") is False, f"{name} -> {target}"
+            enabled = set(compose.parse_profiles(",".join(mine))) if mine else set()
+            assert not theirs or theirs & enabled, f"{name} -> {target}"
 
 
 def test_every_service_has_a_memory_limit(services):
@@ -202,9 +193,9 @@ def test_every_service_has_a_memory_limit(services):
 
 def test_profiles(services):
     used = {p for s in services.values() for p in s.get("profiles", [])}
-    assert used == set(compose.PROFILES) | {"tools"}
+    assert used == set(compose.PROFILES) | set(compose.EXTRAS) | {"tools"}
     core = {n for n, s in services.items() if not s.get("profiles")}
-    assert core == {"postgres", "postgres-exporter"}
+    assert core == {"postgres"}
 
 
 def test_minimum_resources_cover_the_memory_limits(services):
@@ -213,7 +204,7 @@ def test_minimum_resources_cover_the_memory_limits(services):
     def gib(limit: str) -> float:
         return int(limit[:-1]) / (1024 if limit.endswith("m") else 1)
 
-    for profile in (*compose.PROFILES, "core"):
+    for profile in (*compose.PROFILES, *compose.EXTRAS, "core"):
         members = [s for s in services.values()
                    if (profile in s.get("profiles", []) if profile != "core" else not s.get("profiles"))]
         steady = sum(gib(s["mem_limit"]) for s in members if not compose.is_one_shot(s))
@@ -221,9 +212,19 @@ def test_minimum_resources_cover_the_memory_limits(services):
         assert steady + peak <= compose.MIN_MEMORY_GIB[profile] <= steady + peak + 0.5, (profile, steady + peak)
 
 
+def test_the_default_stack_fits_16_gib_of_memory_limits(services):
+    """What `make up` starts, every long-running service at its limit: a 16 GiB machine runs it."""
+    def gib(limit: str) -> float:
+        return int(limit[:-1]) / (1024 if limit.endswith("m") else 1)
+
+    default = [s for s in services.values()
+               if not compose.is_one_shot(s) and not set(s.get("profiles", [])) - set(compose.PROFILES)]
+    assert sum(gib(s["mem_limit"]) for s in default) <= 16
+
+
 def test_shared_settings_are_x_anchors():
     for name in compose.FILES:
-        if name != "notebooks.yaml":   # a single service: nothing to share
+        if name not in ("notebooks.yaml", "tools.yaml"):   # a single service: nothing to share
             assert re.search(r"^x-[\w-]+: &", (COMPOSE_DIR / name).read_text(), re.M), name
 
 
@@ -307,20 +308,21 @@ def test_env_example_ships_no_secret_values_and_env_is_ignored():
 # --- Kafka and topics -------------------------------------------------------------------------
 
 
-def test_kafka_is_three_kraft_nodes_with_replication_three(services, settings):
+def test_kafka_is_three_kraft_nodes_with_the_settings_replication(services, settings):
     brokers = [services[f"kafka-{i}"] for i in (1, 2, 3)]
     envs = [b["environment"] for b in brokers]
-    assert {e["KAFKA_NODE_ID"] for e in envs} == {1, 2, 3}
-    assert len({e["CLUSTER_ID"] for e in envs}) == 1
-    for i, e in enumerate(envs, 1):
-        assert e["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
-        assert int(e["KAFKA_DEFAULT_REPLICATION_FACTOR"]) == settings.kafka.default_replication_factor == 3
-        assert int(e["KAFKA_MIN_INSYNC_REPLICAS"]) == settings.kafka.min_insync_replicas == 2
-        assert int(e["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == 3
-        assert e["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-        internal, external = e["KAFKA_ADVERTISED_LISTENERS"].split(",")
-        assert internal == f"INTERNAL://kafka-{i}:29092"
-        assert external == f"EXTERNAL://127.0.0.1:{_host_ports(brokers[i - 1])[9092]}"
+    assert [e["KAFKA_NODE_ID"] for e in envs] == [1, 2, 3]
+    assert len({e["KAFKA_CLUSTER_ID"] for e in envs}) == 1
+    assert all(b["command"] == ["kafka-daemon"] for b in brokers)
+    for broker, e in zip(brokers, envs):
+        # The host's port is advertised as the EXTERNAL listener: host clients use the local stack's bootstrap.
+        assert int(e["KAFKA_EXTERNAL_PORT"]) == _host_ports(broker)[9092]
+    daemon = (COMPOSE_DIR / "images" / "bin" / "kafka-daemon").read_text()
+    # Durability and quorum come from the settings, as in the local stack (stack/services/kafka.py).
+    for needle in ('f"{n}@kafka-{n}:9093"', "kafka.default_replication_factor", "kafka.min_insync_replicas",
+                   '"offsets.topic.replication.factor": rf', '"auto.create.topics.enable": "false"'):
+        assert needle in daemon, needle
+    assert settings.kafka.default_replication_factor == 3 and settings.kafka.min_insync_replicas == 2
 
 
 def test_topics_come_from_the_platform_settings_not_copies(settings):
@@ -368,7 +370,7 @@ def test_monitoring_uses_the_shared_files(services):
     assert ("prometheus", "../monitoring/prometheus/rules") in mounts
     assert ("alertmanager", "../monitoring/alertmanager/alertmanager.yml") in mounts
     assert ("grafana", "../monitoring") in mounts
-    assert {"kafka-1", "kafka-2", "kafka-3"} == {n for n, s in mounts if s == "../stack/templates/kafka-jmx-exporter.yaml"}
+    assert "/opt/cdr/stack/templates/kafka-jmx-exporter.yaml" in (COMPOSE_DIR / "images" / "bin" / "kafka-daemon").read_text()
     for copy in ("prometheus.yml", "alertmanager.yml", "stack.yml"):
         assert not list(COMPOSE_DIR.rglob(copy)), f"a copy of {copy} under compose/"
 
@@ -389,20 +391,32 @@ def test_compose_targets_cover_every_prometheus_job(services):
     assert on_disk == files
 
 
-def test_hive_metastore_conventions(services):
-    env = services["hive-metastore"]["environment"]
-    assert env["SERVICE_NAME"] == "metastore" and env["DB_DRIVER"] == "postgres" and env["IS_RESUME"] == "true"
-    assert "jdbc-drivers:/opt/hive/auxlib:ro" in services["hive-metastore"]["volumes"]
-    assert "jdbc:postgresql://postgres:5432/hive_metastore" in env["SERVICE_OPTS"]
-    assert "spark-metastore/postgresql-" in " ".join(services["jdbc-drivers"]["command"])
+def test_compose_targets_are_the_local_stacks_jobs(settings):
+    from stack.services.monitoring import ON_DEMAND_JOBS, scrape_targets
+
+    local = scrape_targets(settings)
+    for job, targets in local.items():
+        groups = json.loads((COMPOSE_DIR / "prometheus" / "targets" / f"{job}.json").read_text())
+        assert [len(g["targets"]) for g in groups] == [len(targets)], job
+        assert groups[0]["labels"]["availability"] == ("on-demand" if job in ON_DEMAND_JOBS else "always-on"), job
+    assert set(compose.JOB_SERVICES) == set(local)
+
+
+def test_the_metastore_is_spark_s_own_client_with_the_local_stack_s_schema(services):
+    """Spark's Hive 2.3 client in every driver, on PostgreSQL, schema made by the local stack's code."""
+    assert services["metastore-init"]["command"] == ["metastore-init"]
+    assert "Hive(settings, paths).prepare()" in (COMPOSE_DIR / "images" / "bin" / "metastore-init").read_text()
+    assert not any("hive" in spec["image"] for spec in services.values())
+    assert services["spark-thrift"]["depends_on"]["metastore-init"] == {"condition": "service_completed_successfully"}
 
 
 def test_database_names_are_the_settings(services, settings):
-    env = services["postgres"]["environment"]
+    env = services["superset"]["environment"]
     assert env["POSTGRES_USER"] == settings.postgres.user
-    assert env["METASTORE_DB"] == settings.postgres.metastore_db
     assert env["SERVING_DB"] == settings.postgres.serving_db
-    assert env["SUPERSET_DB"] == services["superset"]["environment"]["SUPERSET_DB"] == settings.superset.metadata_db
+    assert env["SUPERSET_DB"] == settings.superset.metadata_db
+    daemon = (COMPOSE_DIR / "images" / "bin" / "postgres-daemon").read_text()
+    assert "pg.metastore_db} {pg.serving_db} {s.metadata_db}" in daemon and "PG_USER={pg.user}" in daemon
 
 
 # --- interface --------------------------------------------------------------------------------
@@ -412,7 +426,8 @@ def test_makefile_wraps_compose_py_and_keeps_the_local_targets():
     text = (REPO / "Makefile").read_text()
     for target in ("up", "down", "reset", "ps", "logs", "smoke"):
         recipe = re.search(rf"^{target}:.*\n\t(.+)$", text, re.M).group(1)
-        assert f"compose/compose.py {target}" in recipe, target
+        assert recipe.startswith(f"$(COMPOSE_CMD) {target}"), target
+    assert "COMPOSE_CMD := $(COMPOSE_PY) compose/compose.py" in text
     assert re.search(r"^up-local: setup .*\n\t\$\(CDR\) stack up$", text, re.M)
     assert re.search(r"^down-local:", text, re.M)
 
@@ -431,7 +446,8 @@ def test_image_scripts_are_executable_and_parse():
             ast.parse(script.read_text())
         else:
             assert subprocess.run(["sh", "-n", str(script)]).returncode == 0, script.name
-    for script in (COMPOSE_DIR / "superset" / "init.sh", COMPOSE_DIR / "postgres" / "10-databases.sh"):
+    for script in (COMPOSE_DIR / "superset" / "init.sh", COMPOSE_DIR / "images" / "base-image.sh",
+                   COMPOSE_DIR / "images" / "engine.sh"):
         assert subprocess.run(["sh", "-n", str(script)]).returncode == 0, script.name
 
 
@@ -466,19 +482,22 @@ def test_entrypoint_writes_a_pgpass_for_the_jdbc_driver(tmp_path):
 
 
 def test_spark_conf_is_the_local_stacks_with_container_addresses(tmp_path, settings):
-    """compose/images/bin/spark-conf renders stack.spark.spark_conf() with only the addresses changed."""
+    """compose/images/bin/spark-conf renders stack.spark.spark_conf() with only the driver's address
+    and the metastore's password added (the rest reaches the services through the loopback forwards)."""
     import os
     import subprocess
     import sys
 
     from stack.spark import spark_conf
 
-    env = {**os.environ, "SPARK_CONF_DIR": str(tmp_path), "SPARK_DRIVER_HOST": "spark-thrift"}
+    env = {**os.environ, "SPARK_CONF_DIR": str(tmp_path), "SPARK_DRIVER_HOST": "spark-thrift",
+           "POSTGRES_PASSWORD": "pw-of-the-test"}
     subprocess.run([sys.executable, str(COMPOSE_DIR / "images" / "bin" / "spark-conf")], env=env, check=True, cwd=REPO)
-    lines = (tmp_path / "spark-defaults.conf").read_text().splitlines()[1:]
-    written = dict(line.split(" ", 1) for line in lines)
-    changed = {k for k, v in spark_conf(settings).items() if written.get(k) != v}
-    assert changed == {"spark.sql.warehouse.dir", "spark.driver.bindAddress", "spark.driver.host"}
-    assert written["spark.sql.warehouse.dir"] == f"hdfs://namenode:{settings.hdfs.namenode_rpc_port}{settings.hive.warehouse_dir}"
-    assert written["spark.hadoop.hive.metastore.uris"] == "thrift://hive-metastore:9083"
+    conf_file = tmp_path / "spark-defaults.conf"
+    assert conf_file.stat().st_mode & 0o777 == 0o600   # it holds a password
+    written = dict(line.split(" ", 1) for line in conf_file.read_text().splitlines()[1:])
+    local = spark_conf(settings)
+    changed = {k for k in written.keys() | local.keys() if written.get(k) != local.get(k)}
+    assert changed == {"spark.driver.bindAddress", "spark.driver.host", "spark.hadoop.javax.jdo.option.ConnectionPassword"}
     assert written["spark.driver.host"] == "spark-thrift"
+    assert written["spark.hadoop.javax.jdo.option.ConnectionPassword"] == "pw-of-the-test"

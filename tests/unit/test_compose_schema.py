@@ -91,10 +91,17 @@ def test_interpolation_follows_compose_rules():
 def test_profiles_select_services():
     env = example_env()
     batch = compose.render(env, profiles=("batch",))["services"]
-    assert {"namenode", "spark-thrift", "hive-metastore", "postgres"} <= set(batch)
-    assert not {"kafka-1", "prometheus", "superset", "jupyter", "smoke"} & set(batch)
+    assert {"namenode", "spark-thrift", "metastore-init", "postgres"} <= set(batch)
+    assert not {"kafka-1", "prometheus", "superset", "jupyter", "cdr"} & set(batch)
     everything = compose.render(env)["services"]
-    assert "smoke" not in everything  # profile tools: only `make smoke` runs it
+    assert "cdr" not in everything  # profile tools: one-shot commands only
+    assert not {"grafana", "kafka-ui"} & set(everything)  # opt-in upstream extras
+
+
+def test_profiles_bring_the_profiles_they_need():
+    assert compose.parse_profiles("stream") == ("batch", "stream")
+    assert compose.parse_profiles("grafana") == ("monitoring", "grafana")
+    assert compose.parse_profiles("") == compose.PROFILES
 
 
 def _run_cli(*args: str, env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -113,14 +120,14 @@ def test_up_without_an_engine_says_so_and_points_to_up_local(tmp_path):
     (fake / "docker").chmod(0o755)
     result = _run_cli("up", env_extra={"PATH": f"{fake}:/usr/bin:/bin", "COMPOSE": ""}, tmp_path=tmp_path)
     assert result.returncode == 2
-    assert "docker compose: the docker engine does not respond" in result.stderr
-    assert "make up-local" in result.stderr
+    assert "No working container engine: the docker engine does not answer" in result.stderr
+    assert "make up-local" in result.stderr and "make engine" in result.stderr
 
 
 def test_compose_override_is_the_only_candidate(tmp_path):
     result = _run_cli("ps", env_extra={"COMPOSE": "podman-compose", "PATH": str(tmp_path)}, tmp_path=tmp_path)
     assert result.returncode == 2
-    assert "podman-compose: not installed" in result.stderr and "docker" not in result.stderr
+    assert "`podman-compose` is not installed" in result.stderr
 
 
 def test_unknown_profile_is_refused(tmp_path):
@@ -155,19 +162,20 @@ def test_wait_healthy_polls_until_healthy_and_fails_on_a_failed_one_shot(monkeyp
             return {"db": {"status": "running", "health": "healthy", "exit_code": 0, "restarts": 0},
                     "init": {"status": "exited", "health": "", "exit_code": 1, "restarts": 0}}
 
-    with pytest.raises(compose.StackError, match="init exited 1"):
+    with pytest.raises(compose.UnhealthyError, match="init exited 1") as failed:
         compose.wait_healthy(Failed(), services, timeout_s=60)
+    assert failed.value.services == ["init"]   # whose logs `up` prints
 
 
 def test_ui_table_uses_the_bind_address_and_port_overrides():
     env = {**example_env(), "BIND_IP": "127.0.0.2", "GRAFANA_PORT": "3300"}
-    table = compose.ui_table(env, compose.render(env)["services"])
+    table = compose.ui_table(env, compose.render(env, compose.PROFILES + compose.EXTRAS)["services"])
     assert "http://127.0.0.2:3300" in table and "hive://127.0.0.2:10000" in table
 
 
 def test_ui_table_defaults_match_the_compose_files():
     env = example_env()
-    services = compose.render(env)["services"]
+    services = compose.render(env, compose.PROFILES + compose.EXTRAS)["services"]
     for service, _label, var, default, _scheme in compose.UIS:
         published = [p for p in services[service]["ports"] if p.split(":")[1] == str(default)]
         assert published, f"{service} does not publish {default} ({var})"

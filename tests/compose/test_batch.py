@@ -1,0 +1,42 @@
+"""The batch layer on the container stack: submitted to the Spark standalone cluster, its star
+schema read back through the Thrift Server as BI tools read it, scored against the labels."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.compose.conftest import DATASET, DAYS
+
+STAR_SCHEMA = {"dim_subscriber", "dim_date", "dim_time", "dim_cell", "dim_service", "dim_device", "dim_tariff",
+               "fact_usage", "fact_billing", "fact_invoice_line", "anomalies"}
+
+
+def test_batch_jobs_run_on_the_spark_cluster_not_in_local_mode(batch_run):
+    master = requests.get(f"http://127.0.0.1:{batch_run.env.get('SPARK_MASTER_UI_PORT') or 8080}/json/", timeout=10).json()
+    assert master["status"] == "ALIVE" and len(master["workers"]) == 2, master["workers"]
+    batch_apps = [app for app in master["completedapps"] if app["name"].startswith("cdr-batch")]
+    assert batch_apps, [app["name"] for app in master["completedapps"]]
+    # Each got executors on the cluster's workers (a local[*] application never registers here).
+    assert all(app["cores"] >= 1 and app["state"] == "FINISHED" for app in batch_apps), batch_apps
+    assert any(app["name"] == "cdr-thriftserver" for app in master["activeapps"]), master["activeapps"]
+
+
+def test_the_star_schema_is_read_through_the_thrift_server(batch_run):
+    tables = {row[1] for row in batch_run.hive("SHOW TABLES IN cdr_dw")}
+    assert STAR_SCHEMA <= tables, STAR_SCHEMA - tables
+    days = batch_run.hive("SELECT count(DISTINCT date), count(*) FROM cdr_dw.fact_usage")[0]
+    assert days[0] == DAYS and days[1] > 10_000, days
+    # Every home-network event's cell is in the cell dimension (roaming events have none of ours).
+    orphans = batch_run.hive(
+        "SELECT count(*) FROM cdr_dw.fact_usage f LEFT ANTI JOIN cdr_dw.dim_cell c ON f.cell_id = c.cell_id "
+        "WHERE f.cell_id IS NOT NULL AND NOT f.roaming")[0][0]
+    assert orphans == 0
+
+
+def test_batch_scores_every_scenario_and_catches_every_labelled_defect(batch_run):
+    done = batch_run.cdr("batch", "score", "--labels", DATASET, "--min-score", "0.9", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "precision" in done.stdout
+    assert "(balanced)" in done.stdout, done.stdout          # every record valid, quarantined or a duplicate
+    all_defects = next(line for line in done.stdout.splitlines() if line.startswith("all "))
+    assert all_defects.split()[1] == all_defects.split()[2], all_defects   # labelled == caught
