@@ -55,7 +55,7 @@ BUILD_CA_DIR = HERE / "images" / "ca-certificates"
 # Memory per profile (docs/compose.md, "Resources"): its long-running services at their limits plus
 # its largest one-shot, rounded up. Checked before `up` as a warning: limits are ceilings, and an
 # idle stack uses less, but a machine below this can see containers killed (exit 137).
-MIN_MEMORY_GIB = {"core": 0.5, "batch": 7.4, "stream": 7.7, "monitoring": 0.5, "bi": 2.0, "notebooks": 1.3,
+MIN_MEMORY_GIB = {"core": 0.5, "batch": 7.4, "stream": 8.2, "monitoring": 0.5, "bi": 1.5, "notebooks": 1.3,
                   "grafana": 0.3, "kafka-ui": 0.5}
 MIN_CPUS = 2
 

@@ -314,6 +314,8 @@ def test_kafka_is_three_kraft_nodes_with_the_settings_replication(services, sett
     assert [e["KAFKA_NODE_ID"] for e in envs] == [1, 2, 3]
     assert len({e["KAFKA_CLUSTER_ID"] for e in envs}) == 1
     assert all(b["command"] == ["kafka-daemon"] for b in brokers)
+    # Healthy once the metadata names every broker of the settings' cluster.
+    assert all(b["healthcheck"]["test"][-1] == str(len(settings.kafka.broker_ports)) for b in brokers)
     for broker, e in zip(brokers, envs):
         # The host's port is advertised as the EXTERNAL listener: host clients use the local stack's bootstrap.
         assert int(e["KAFKA_EXTERNAL_PORT"]) == _host_ports(broker)[9092]
