@@ -16,5 +16,7 @@ pytestmark = pytest.mark.compose   # not the local stack's `stack` mark the modu
 
 
 @pytest.fixture(scope="module")
-def local_stack(container_stack):
+def local_stack(container_stack, stream_run):
+    """This stack, after a day was streamed through it: the detection job's own counters (alerts per
+    scenario, dead letters) exist once it has counted something."""
     return SimpleNamespace(settings=get_settings())

@@ -275,7 +275,8 @@ def test_loopback_forwards_match_the_settings(settings):
     assert forwards == {
         str(s.kafka.broker_ports[0]): "kafka-1:29092", str(s.kafka.broker_ports[1]): "kafka-2:29092",
         str(s.kafka.broker_ports[2]): "kafka-3:29092", str(s.postgres.port): "postgres:5432",
-        str(s.hdfs.namenode_rpc_port): "namenode:8020", str(s.hive.thrift_port): "spark-thrift:10000",
+        str(s.hdfs.namenode_rpc_port): "namenode:8020", str(s.hdfs.namenode_http_port): "namenode:9870",
+        str(s.hive.thrift_port): "spark-thrift:10000",
         str(s.flink.rest_port): "flink-jobmanager:8081",
     }
 
