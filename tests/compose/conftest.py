@@ -124,4 +124,29 @@ def stream_run(container_stack) -> ContainerStack:
     container_stack.cdr("stream", "start", "--subscribers", str(STREAM_SUBSCRIBERS))
     container_stack.cdr("produce", "--days", "1", "--subscribers", str(STREAM_SUBSCRIBERS), "--rate", "20000",
                         "--clock", "accelerated:720")
+    _send_malformed(3)
     return container_stack
+
+
+def _send_malformed(count: int) -> None:
+    """A few unreadable messages from the host, through the brokers' host listeners: the detection
+    job dead-letters them (and its dead-letter counter, which dashboards read, exists from then on)."""
+    from confluent_kafka import Producer
+
+    from cdr.settings import get_settings
+    from streaming.topics import cdr_topic_names
+
+    settings = get_settings()
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap, "acks": "all"})
+    for _ in range(count):
+        producer.produce(cdr_topic_names(settings)[0], b"not json at all")
+    assert producer.flush(30) == 0, "malformed messages not acknowledged"
+    # Rates over a minute need two scrapes of the new counter (every 10 s).
+    import requests
+
+    url = f"http://127.0.0.1:{settings.prometheus.port}/api/v1/query"
+    query = "count_over_time(flink_taskmanager_job_task_operator_cdr_records_dead_lettered[1m]) >= 2"
+    deadline = time.monotonic() + 120
+    while not requests.get(url, params={"query": query}, timeout=10).json()["data"]["result"]:
+        assert time.monotonic() < deadline, "the detection job's dead-letter counter never reached Prometheus"
+        time.sleep(5)
