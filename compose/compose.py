@@ -162,7 +162,11 @@ def interpolate(value, env: dict[str, str]):
 
 def load_files(files: tuple[str, ...] = FILES) -> dict[str, dict]:
     """Each compose file as loaded YAML (anchors and merge keys resolved), not interpolated."""
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise StackError("PyYAML is missing for compose/compose.py: `apt-get install python3-yaml`, or `make setup` "
+                         "(then make uses .venvs/core)") from None
 
     return {name: yaml.safe_load((HERE / name).read_text()) for name in files}
 
