@@ -50,14 +50,43 @@ def batch_session(app_name: str):
 
 def _zones(root: Optional[str], db_prefix: str):
     from batch.io import Zones
+    from batch.preflight import check_names
     from cdr.settings import get_settings
 
+    check_names(root, db_prefix)
     s = get_settings()
     return Zones(root=(root or f"{s.hdfs.uri}{s.hdfs.root}").rstrip("/"), db_prefix=db_prefix)
 
 
 def _uri(path: str) -> str:
     return path if "://" in path else f"file://{__import__('os').path.abspath(path)}"
+
+
+def _day(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        from cdr.errors import BadInput
+
+        raise BadInput(f"{option} must be a date YYYY-MM-DD (got {value!r})") from None
+
+
+def _dates(date: Optional[str], from_: Optional[str], to: Optional[str]) -> Optional[list[dt.date]]:
+    """The days asked for, or None for every day of the input."""
+    from cdr.errors import BadInput
+
+    if date and (from_ or to):
+        raise BadInput("give --date or --from/--to, not both")
+    if date:
+        return [_day(date, "--date")]
+    if bool(from_) != bool(to):
+        raise BadInput("--from and --to go together")
+    if from_ and to:
+        first, last = _day(from_, "--from"), _day(to, "--to")
+        if last < first:
+            raise BadInput(f"--to {last} is before --from {first}")
+        return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    return None
 
 
 @app.command()
@@ -78,6 +107,8 @@ def run(
 ) -> None:
     """Run the batch chain (or one --step) for the given days; every step is idempotent per day."""
     from batch import jobs
+    from batch.preflight import check_input
+    from cdr.errors import BadInput
     from cdr.profile import load_profile
     from cdr.pseudonym import load_key
     from cdr.settings import get_settings
@@ -86,20 +117,20 @@ def run(
         raise typer.BadParameter(f"unknown step {step!r}; steps: {', '.join(jobs.STEPS)}")
     if input and from_bronze:
         raise typer.BadParameter("give --input or --from-bronze, not both")
+    asked = _dates(date, from_, to)
+    zones = _zones(root, db_prefix)
     key = load_key(allow_development=dev_key)
     spark = batch_session("cdr-batch")
     try:
-        zones = _zones(root, db_prefix)
         source = _uri(input) if input else get_settings().bronze_uri if from_bronze else None
-        if date:
-            dates = [dt.date.fromisoformat(date)]
-        elif from_ and to:
-            first, last = dt.date.fromisoformat(from_), dt.date.fromisoformat(to)
-            dates = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        # Every input check runs before the first write: bad input leaves every zone as it was.
+        if source:
+            dates = check_input(spark, source, asked, reference=not from_bronze)
         else:
-            dates = jobs.input_dates(spark, source or zones.raw)
+            dates = asked or jobs.input_dates(spark, zones.raw)
         if not dates:
-            raise typer.BadParameter("no days to process: give --date/--from/--to or an --input with data")
+            raise BadInput(f"no days to process: the raw zone {zones.raw} is empty",
+                           "give --input DATASET (or --from-bronze) to land some first")
         ctx = jobs.BatchContext(spark, zones, load_profile(), key, dates, input_uri=source,
                                 reference_from_input=not from_bronze)
         jobs.run(ctx, step)
@@ -116,14 +147,16 @@ def score(
     min_score: Optional[float] = typer.Option(None, help="Exit 1 if any labelled scenario's precision or recall is below this."),
 ) -> None:
     """Precision/recall of cdr_dw.anomalies per scenario, and labelled defects caught per code."""
+    from batch.preflight import check_labels
     from batch.score import defect_report, scenario_scores
     from cdr.pseudonym import load_key
     from cdr.scoring import format_scores
 
+    zones = _zones(root, db_prefix)
     key = load_key(allow_development=dev_key)
     spark = batch_session("cdr-batch-score")
     try:
-        zones = _zones(root, db_prefix)
+        check_labels(spark, _uri(labels))
         scores = scenario_scores(spark, zones, _uri(labels), key)
         typer.echo(format_scores(scores))
         typer.echo("")

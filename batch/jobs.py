@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cdr.contract import CELLS, RECORD_TYPES, SUBSCRIBERS
+from cdr.errors import BadInput, DataLoss
 from cdr.profile import Profile
 from cdr.validation import rules_for
 
@@ -59,7 +60,13 @@ class BatchContext:
 def _format_of(path: str) -> str:
     name = path.rsplit("/", 1)[-1]
     # Files without an extension are the speed layer's bronze Parquet (Flink names its part files so).
-    return FORMATS[name.rsplit(".", 1)[-1]] if "." in name else "parquet"
+    if "." not in name:
+        return "parquet"
+    try:
+        return FORMATS[name.rsplit(".", 1)[-1]]
+    except KeyError:
+        raise BadInput(f"{path} is not a data file the batch layer reads",
+                       f"CDR and reference files are .{', .'.join(FORMATS)}") from None
 
 
 def input_dates(spark: SparkSession, root: str) -> list[dt.date]:
@@ -116,7 +123,7 @@ def _reference(ctx: BatchContext, name: str) -> DataFrame:
     folder = f"{ctx.zones.raw}/reference/{name}"
     files = io.list_files(ctx.spark, folder)
     if not files:
-        raise FileNotFoundError(f"no {name} reference data in {folder}: run the land step with --input")
+        raise BadInput(f"no {name} reference data in {folder}", "run the land step with --input DATASET")
     rt = SUBSCRIBERS if name == "subscribers" else CELLS
     return read_reference(ctx.spark, folder, rt, _format_of(files[0]))
 
@@ -186,6 +193,10 @@ def validate(ctx: BatchContext) -> None:
         ctx.log(f"validate {r['date']} {r['record_type']:<5}: in {r['records_in']} = clean {r['clean']} "
                 f"+ quarantined {r['quarantined']} + duplicates {r['duplicates']} "
                 f"({'balanced' if r['balanced'] else 'NOT BALANCED'})")
+    unbalanced = [f"{r['date']} {r['record_type']}" for r in recon if not r["balanced"]]
+    if unbalanced:  # a record neither clean, quarantined nor a duplicate: stop before the warehouse
+        raise DataLoss(f"the reconciliation does not balance for {', '.join(unbalanced)}",
+                       f"see {zones.db('cdr_ops')}.reconciliation; the later steps did not run")
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:

@@ -6,12 +6,15 @@ mounts them, so `cdr --help` lists everything and each layer stays importable al
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from cdr import __version__
-from cdr.errors import CdrError
+from cdr.errors import ExitCode, classify, describe_unexpected
+
+DEBUG_ENV = "CDR_DEBUG"
 
 app = typer.Typer(
     name="cdr",
@@ -41,7 +44,10 @@ def _mount() -> None:
 @app.callback(invoke_without_command=True)
 def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help=f"Show the traceback of a failure (or set {DEBUG_ENV}=1)."),
 ) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
     if version:
         typer.echo(__version__)
         raise typer.Exit()
@@ -50,14 +56,34 @@ def _root(
 _mount()
 
 
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
 def main() -> None:
-    """Run the CLI. Usage errors and Ctrl-C are handled by Typer (exit 2 and 1); a CdrError
-    becomes one readable line on stderr and exit code 2, without a traceback."""
+    """Run the CLI under the error policy of ``cdr.errors``: usage errors are Typer's (exit 2); an
+    expected failure, or an engine exception that stands for one, is one or two lines on stderr and
+    its exit code; anything else prints its cause and exits 1. Tracebacks only with --debug."""
     try:
-        app()
-    except CdrError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
+        app()  # standalone: Typer handles usage errors (exit 2), --help and its own exits
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True, fg=typer.colors.RED)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001: this is the policy's one place to catch everything
+        if _debugging():
+            raise
+        known = classify(exc)
+        if known is not None:
+            typer.secho(f"error: {known}", err=True, fg=typer.colors.RED)
+            if known.hint:
+                typer.echo(f"  {known.hint}", err=True)
+            sys.exit(known.exit_code)
+        lines = describe_unexpected(exc)
+        typer.secho(f"unexpected error: {lines[0]}", err=True, fg=typer.colors.RED)
+        for cause in lines[1:]:
+            typer.echo(f"  caused by {cause}", err=True)
+        typer.echo(f"  rerun with --debug (or {DEBUG_ENV}=1) for the traceback", err=True)
+        sys.exit(ExitCode.UNEXPECTED)
 
 
 if __name__ == "__main__":

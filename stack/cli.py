@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cdr.errors import CdrError
+from cdr.errors import BadInput, ServiceUnavailable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,11 +103,24 @@ def down(purge: bool = typer.Option(False, "--purge", help="Also delete all stat
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """State (running/crashed/down), pids, ports and readiness of each service."""
-    statuses = _stack().status()
+    """State (running/crashed/down), pids, ports and readiness of each service; exit 3 when a
+    default service is not running and ready (so scripts can wait on it)."""
+    stack = _stack()
+    statuses = stack.status()
+    optional = {service.name for service in stack.services if service.optional}
+    default = [s for s in statuses if s.name not in optional]
+    not_ready = [s.name for s in default if not (s.state == "running" and s.ready)]
     if as_json:
         typer.echo(json.dumps({"services": [asdict(s) for s in statuses]}, indent=2))
-        return
+    else:
+        _print_status(statuses)
+    if not_ready:
+        raise ServiceUnavailable(f"{len(not_ready)} of {len(default)} "
+                                 f"services are not running and ready: {', '.join(not_ready)}",
+                                 "start them with `cdr stack up` (make up-local); logs: `cdr stack logs SERVICE`")
+
+
+def _print_status(statuses) -> None:
     from rich.table import Table
 
     table = Table()
@@ -143,7 +156,7 @@ def logs(
         specs = stack.service(service).processes()
         names = [spec.name for spec in specs if stack.paths.log(spec.name).exists()]
         if not names:
-            raise CdrError(f"no logs for {service} in {stack.paths.logs}: has it ever been started?")
+            raise BadInput(f"no logs for {service} in {stack.paths.logs}: has it ever been started?")
     argv = ["tail", "-n", str(lines), *(["-F"] if follow else []), *(str(stack.paths.log(name)) for name in names)]
     os.execvp("tail", argv)
 

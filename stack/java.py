@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from cdr.errors import CdrError
+from cdr.errors import CdrError, ServiceUnavailable
 from cdr.settings import Settings
 
 
@@ -47,5 +47,5 @@ def classpath(*entries: Path) -> str:
 
 def require_jars(jar_dir: Path) -> Path:
     if not any(jar_dir.glob("*.jar")):
-        raise CdrError(f"no jars in {jar_dir}: run `cdr stack install` (or `make setup`) first")
+        raise ServiceUnavailable(f"no jars in {jar_dir}: run `cdr stack install` (or `make setup`) first")
     return jar_dir

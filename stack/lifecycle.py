@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cdr.errors import CdrError
+from cdr.errors import CdrError, ServiceUnavailable
 from cdr.settings import Settings, get_settings
 from stack.java import java
 from stack.paths import StackPaths
@@ -149,7 +149,7 @@ class Stack:
                 timings.append(self._bring_up(service, specs, to_start[service.name], started, progress))
         except (ProcessDied, ProbeTimeout, CdrError, subprocess.CalledProcessError, OSError) as exc:
             self._stop(started)
-            raise CdrError(self._failure_message(service, specs, exc)) from None
+            raise ServiceUnavailable(self._failure_message(service, specs, exc)) from None
         except KeyboardInterrupt:
             self._stop(started)
             raise
@@ -192,7 +192,7 @@ class Stack:
                     owner = port_owner(port) or "an unknown process"
                     conflicts.append(f"port {port} needed by {spec.name} is in use by {owner}")
         if conflicts:
-            raise CdrError(
+            raise ServiceUnavailable(
                 "cannot start the stack, ports are taken:\n  " + "\n  ".join(conflicts) + "\nStop those processes "
                 "or move the stack's ports (cdr/config/platform.toml, CDR_CONFIG or CDR_<SECTION>__<KEY>)."
             )

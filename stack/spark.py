@@ -77,8 +77,29 @@ def spark_defaults_file() -> dict[str, str]:
     return properties
 
 
+def check_reachable(conf: dict[str, str], timeout_s: float = 3.0) -> None:
+    """The metastore's database and the warehouse's NameNode accept connections, else one clear
+    error now: Spark's Hive client would retry for two minutes and print Java stack traces."""
+    import socket
+
+    from cdr.errors import ServiceUnavailable
+
+    wanted = {"the Hive metastore's PostgreSQL": re.search(r"//([^/:]+):(\d+)/", conf.get(
+                  "spark.hadoop.javax.jdo.option.ConnectionURL", "")),
+              "the HDFS NameNode": re.match(r"hdfs://([^/:]+):(\d+)", conf.get("spark.sql.warehouse.dir", ""))}
+    for name, address in wanted.items():
+        if address is None:
+            continue
+        host, port = address.group(1), int(address.group(2))
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+        except OSError as exc:
+            raise ServiceUnavailable(f"{name} is unreachable at {host}:{port} ({exc.strerror or exc})",
+                                     "is the stack up? (cdr stack status; make up-local, or make up)") from None
+
+
 def session(app_name: str, master: str = "local[2]", extra_conf: dict[str, str] | None = None) -> SparkSession:
-    """A SparkSession with Hive support on the stack's shared metastore."""
+    """A SparkSession with Hive support on the stack's shared metastore (checked reachable first)."""
     from pyspark.sql import SparkSession
 
     settings = get_settings()
@@ -86,6 +107,8 @@ def session(app_name: str, master: str = "local[2]", extra_conf: dict[str, str] 
     os.environ.setdefault("SPARK_LOCAL_IP", settings.stack.bind_ip)
     builder = SparkSession.builder.appName(app_name).master(master)
     # Builder settings beat spark-defaults.conf, so the file's overrides are applied here.
-    for key, value in {**spark_conf(settings), **spark_defaults_file(), **(extra_conf or {})}.items():
+    conf = {**spark_conf(settings), **spark_defaults_file(), **(extra_conf or {})}
+    check_reachable(conf)
+    for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.enableHiveSupport().getOrCreate()

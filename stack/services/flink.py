@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cdr.errors import CdrError
+from cdr.errors import ServiceUnavailable
 from cdr.settings import Settings
 from stack.java import java_home, require_jars
 from stack.paths import StackPaths
@@ -26,7 +26,7 @@ def pyflink_home(settings: Settings) -> Path:
     """The Flink distribution bundled in the Flink venv's apache-flink wheel."""
     found = sorted(settings.flink.venv_dir.glob("lib/python3*/site-packages/pyflink/bin/jobmanager.sh"))
     if not found:
-        raise CdrError(f"PyFlink not found in {settings.flink.venv_dir}: run `make setup`")
+        raise ServiceUnavailable(f"PyFlink not found in {settings.flink.venv_dir}: run `make setup`")
     return found[-1].parent.parent
 
 

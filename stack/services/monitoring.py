@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from cdr.errors import CdrError
+from cdr.errors import ServiceUnavailable
 from cdr.settings import Settings
 from stack.paths import MONITORING
 from stack.probes import NotReady, http_get, http_json
@@ -51,7 +51,7 @@ def _binary(name: str) -> str:
     """A Debian-packaged binary (packages prometheus and prometheus-alertmanager name them so)."""
     path = shutil.which(name)
     if path is None:
-        raise CdrError(f"`{name}` not found (Debian package {name}): run `cdr stack install`")
+        raise ServiceUnavailable(f"`{name}` not found (Debian package {name}): run `cdr stack install`")
     return path
 
 

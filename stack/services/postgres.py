@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cdr.errors import CdrError
+from cdr.errors import CdrError, ServiceUnavailable
 from cdr.settings import Settings
 from stack.probes import NotReady
 from stack.process import ProcessSpec, tail
@@ -37,7 +37,7 @@ def postgres_bin_dir() -> Path:
     """Debian's newest installed PostgreSQL server binaries."""
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
     if not versions:
-        raise CdrError("PostgreSQL server binaries not found in /usr/lib/postgresql: run `cdr stack install`")
+        raise ServiceUnavailable("PostgreSQL server binaries not found in /usr/lib/postgresql: run `cdr stack install`")
     return versions[-1].parent
 
 

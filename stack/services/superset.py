@@ -18,7 +18,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from cdr.errors import CdrError
+from cdr.errors import ServiceUnavailable
 from stack.paths import SUPERSET_FILES
 from stack.probes import http_get
 from stack.process import ProcessSpec, tail
@@ -54,7 +54,7 @@ class Superset(Service):
     def _bin(self, program: str) -> Path:
         path = self.settings.superset.venv_dir / "bin" / program
         if not path.exists():
-            raise CdrError(f"{path} not found: install Superset's environment with `make setup`")
+            raise ServiceUnavailable(f"{path} not found: install Superset's environment with `make setup`")
         return path
 
     def _env(self) -> dict[str, str]:
@@ -99,7 +99,7 @@ class Superset(Service):
             done = subprocess.run(["sh", str(SUPERSET_FILES / "init.sh")], stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=env, cwd=self.dir)  # fmt: skip
         if done.returncode != 0:
-            raise CdrError(f"the Superset init failed; last lines of {log_path}:\n{tail(log_path, 20)}")
+            raise ServiceUnavailable(f"the Superset init failed; last lines of {log_path}:\n{tail(log_path, 20)}")
 
     def processes(self) -> list[ProcessSpec]:
         ip, port = self.settings.stack.bind_ip, self.settings.superset.port

@@ -4,11 +4,12 @@ schema read back through the Thrift Server as BI tools read it, scored against t
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 import requests
 
-from tests.compose.conftest import DATASET, DAYS
+from tests.compose.conftest import DATASET, DAYS, REPO
 
 STAR_SCHEMA = {"dim_subscriber", "dim_date", "dim_time", "dim_cell", "dim_service", "dim_device", "dim_tariff",
                "fact_usage", "fact_billing", "fact_invoice_line", "anomalies"}
@@ -45,3 +46,17 @@ def test_batch_scores_every_scenario_and_catches_every_labelled_defect(batch_run
     assert "(balanced)" in done.stdout, done.stdout          # every record valid, quarantined or a duplicate
     all_defects = next(line for line in done.stdout.splitlines() if line.startswith("all "))
     assert all_defects.split()[1] == all_defects.split()[2], all_defects   # labelled == caught
+
+
+def test_bad_input_in_the_container_gets_the_same_exit_codes_and_writes_nothing(batch_run):
+    """The error policy (docs/operations.md) through `compose.py cdr`: a dataset without its
+    reference folders is refused before the first write, with exit 2, one line and no traceback."""
+    before = batch_run.hive("SHOW PARTITIONS cdr_ops.reconciliation")
+    batch_run.cdr("generate", "--out", "data/compose-bad", "--subscribers", "100", "--days", "1", "--overwrite")
+    done = subprocess.run(batch_run.stack.argv("run", "--rm", "--no-deps", "-T", "cdr", "sh", "-c",
+                                               "rm -r data/compose-bad/subscribers && cdr batch run --input data/compose-bad",
+                                               profiles=("tools",)),
+                          cwd=REPO / "compose", capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "has no subscribers/ folder" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert batch_run.hive("SHOW PARTITIONS cdr_ops.reconciliation") == before

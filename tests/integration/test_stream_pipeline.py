@@ -354,8 +354,20 @@ def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_t
     _delete_alerts(stream_env, _alerts_of_day(stream_env, day))
     before = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
     state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+    # The producer holds the second half of the day until the job has been cancelled: the cancel
+    # falls mid-stream however slowly the job reads on a busy machine (a rate alone cannot promise it).
+    resumed = threading.Event()
+
+    def held_at_half():
+        given = 0
+        for batch in batches:
+            if given >= streamed // 2 and not resumed.is_set():
+                assert resumed.wait(600), "the second half of the stream was never released"
+            given += len(batch.values)
+            yield batch
+
     sent = {}
-    producer = threading.Thread(target=lambda: sent.update(progress=send(stream_env, iter(batches),
+    producer = threading.Thread(target=lambda: sent.update(progress=send(stream_env, held_at_half(),
                                                                          Pacing(rate=2500))))
     producer.start()
     try:
@@ -364,9 +376,10 @@ def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_t
         jobs.stop(stream_env, "detection", savepoint=False)  # a cancel: no savepoint
         resumes_from = jobs.resume_point(stream_env, "detection")
         assert resumes_from.parent.name == state.job_id and int(resumes_from.name.removeprefix("chk-")) >= checkpoint
-        assert producer.is_alive(), "the stream ended before the job was cancelled: not mid-stream"
+        resumed.set()
         restarted = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)
     finally:
+        resumed.set()
         producer.join()
     assert sent["progress"].errors == 0 and sent["progress"].delivered == streamed
     assert jobs.wait_caught_up(stream_env, "detection", 300)
