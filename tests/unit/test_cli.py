@@ -129,3 +129,19 @@ def test_batch_spark_sizes_come_from_settings(monkeypatch):
         get_settings.cache_clear()
     assert (conf["spark.driver.memory"], conf["spark.sql.shuffle.partitions"]) == ("3072m", "5")
     assert spark_conf()["spark.driver.memory"] == f"{get_settings().batch.driver_memory_mb}m"
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["contract", "show", "fax"], 2, "unknown record type 'fax'"),
+    (["contract", "show", "voice", "--as", "avro"], 2, "--as must be json-schema, flink or spark"),
+    (["batch", "run", "--from", "2026-01-02"], 2, "--from and --to go together"),
+    (["batch", "run", "--from", "2026-01-02", "--to", "2026-01-01"], 2, "--to 2026-01-01 is before --from 2026-01-02"),
+    (["batch", "run", "--date", "2026-01-01", "--from", "2026-01-01", "--to", "2026-01-02"], 2, "not both"),
+    (["batch", "tables", "--db-prefix", "x'; DROP"], 2, "--db-prefix \"x'; DROP\" is not a database name prefix"),
+])
+def test_each_command_s_bad_input_is_one_line_with_exit_2(args, code, message):
+    """Failures found before any service is reached (the stack's own cases: tests/integration/test_cli_errors.py)."""
+    r = run(*args)
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2, r.stderr
