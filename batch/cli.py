@@ -6,6 +6,7 @@ pyspark is imported inside the commands so that `cdr --help` stays fast.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -25,9 +26,11 @@ def spark_conf() -> dict[str, str]:
         "spark.executor.cores": "1",
         "spark.cores.max": "2",
     }
+    quiet = Path(__file__).resolve().parents[1] / "stack" / "templates" / "spark-cli-log4j2.properties"
     return {
         **SPARK_CONF,
         **cluster,
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{quiet}",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(batch.shuffle_partitions),
         "spark.driver.memory": f"{batch.driver_memory_mb}m",

@@ -85,6 +85,8 @@ def check_input(spark: SparkSession, source: str, dates: list[dt.date] | None, r
                 raise BadInput(f"{source}/cdr/record_type={rt}/{name} is not a date=YYYY-MM-DD folder",
                                DATASET_LAYOUT) from None
     if not present:
+        if reference and dates:  # a drop of reference data only, landed before the day's CDRs
+            return sorted(dates)
         raise BadInput(f"input {source} holds no CDR partitions", DATASET_LAYOUT)
     wanted = sorted(present) if dates is None else sorted(dates)
     missing = [d for d in wanted if d not in present]

@@ -44,6 +44,10 @@ class KafkaSettings(BaseModel):
     metrics_ports: list[int]
     default_replication_factor: int
     min_insync_replicas: int
+    # The clients' time limits (streaming/producer.py, streaming/topics.py; docs/operations.md).
+    connect_timeout_s: float = Field(gt=0)   # no broker answers the first metadata request: fail (exit 3)
+    delivery_timeout_s: float = Field(gt=0)  # a record unacknowledged this long is failed (message.timeout.ms)
+    flush_timeout_s: float = Field(gt=0)     # the producer's last wait for acknowledgements; then unacknowledged = lost
 
     @property
     def bootstrap(self) -> str:

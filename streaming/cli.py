@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from cdr.errors import CdrError
+from cdr.errors import BadInput, ServiceUnavailable
 
 topics_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 produce_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -66,6 +66,31 @@ def _scenarios(value: str) -> tuple[str, ...]:
     return _parse_scenarios(value)
 
 
+def _day(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{option} must be a date YYYY-MM-DD (got {value!r})") from None
+
+
+def _positive(value: float | None, option: str, what: str) -> None:
+    if value is not None and not 0 < value < float("inf"):
+        raise BadInput(f"{option} must be a positive number of {what} (got {value:g})")
+
+
+def _require_port(service: str, host: str, port: int, setting: str, timeout_s: float = 3.0) -> None:
+    """ServiceUnavailable naming ``service`` unless something accepts connections on ``host:port``:
+    the check that fails in milliseconds where the service's own client retries for a minute."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        env = "CDR_" + setting.upper().replace(".", "__")
+        raise ServiceUnavailable(f"{service} is unreachable at {host}:{port} ({exc.strerror or exc})",
+                                 f"is the stack up? (cdr stack status); the port is {setting} ({env})") from None
+
+
 @produce_app.callback(invoke_without_command=True)
 def produce(
     ctx: typer.Context,
@@ -83,7 +108,10 @@ def produce(
     labels_out: Path = typer.Option(DEFAULT_LABELS, help="Where to write the labels of the scenarios streamed."),
     metrics: bool = typer.Option(True, help="Serve Prometheus metrics on producer.metrics_port."),
 ) -> None:
-    """Stream CDRs from the generator engine (or a dataset) into the CDR topics."""
+    """Stream CDRs from the generator engine (or a dataset) into the CDR topics.
+
+    Exits 0 only when Kafka acknowledged every record sent; 3 when no broker answers within
+    kafka.connect_timeout_s (nothing sent); 4 when any record was not acknowledged."""
     if ctx.invoked_subcommand is not None:
         return
     import signal
@@ -93,22 +121,32 @@ def produce(
     from rich.live import Live
 
     from cdr.settings import get_settings
-    from streaming.producer import Metrics, Pacing, prefetch, send
-    from streaming.source import DatasetSource, LiveOptions, LiveSource, streamed_labels, write_labels
+    from streaming.producer import Metrics, Pacing, make_producer, prefetch, require_delivered, send
+    from streaming.source import TYPES, DatasetSource, LiveOptions, LiveSource, streamed_labels, write_labels
+    from streaming.topics import cdr_topics
 
-    if rate is not None and rate <= 0:
-        raise CdrError("--rate must be positive")
+    # Input first (exit 2), then the cluster (exit 3), then the slow part: building the population.
+    _positive(rate, "--rate", "records per second")
+    _positive(duration, "--duration", "seconds")
+    if count is not None and count < 1:
+        raise BadInput(f"--count must be at least 1 (got {count})")
     try:
         pacing = Pacing(rate, Pacing.parse_clock(clock))
     except ValueError as exc:
-        raise CdrError(str(exc)) from None
+        raise BadInput(str(exc)) from None
     settings = get_settings()
+    topics = cdr_topics(settings)  # BadInput naming the setting of a name Kafka would refuse
+    options = None
     if from_dataset is not None:
         source = DatasetSource(from_dataset)
     else:
-        source = LiveSource(LiveOptions(subscribers=subscribers, start=dt.date.fromisoformat(start), days=days,
-                                        seed=seed, scenarios=_scenarios(scenarios), defect_rate=defect_rate))
+        options = LiveOptions(subscribers=subscribers, start=_day(start, "--start"), days=days, seed=seed,
+                              scenarios=_scenarios(scenarios), defect_rate=defect_rate)
+        options.generate_options()  # checks the generator's arguments
+    producer = make_producer(settings, topics=[topics[rt] for rt in TYPES])
     m = Metrics(settings.producer.metrics_port if metrics else None)
+    if options is not None:
+        source = LiveSource(options)
     console = Console(stderr=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -118,18 +156,14 @@ def produce(
                 if p.last_event_us else "-"
             live.update(f"sent {p.sent:,} · {p.rate:,.0f}/s · acknowledged {p.delivered:,} · "
                         f"errors {p.errors:,} · event time {event}")
-        try:
-            prog = send(settings, prefetch(source.batches()), pacing, count=count, duration_s=duration,
-                        metrics=m, on_tick=tick, stop=stop)
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+        prog = send(settings, prefetch(source.batches()), pacing, count=count, duration_s=duration,
+                    metrics=m, on_tick=tick, stop=stop, producer=producer)
     labels = streamed_labels(source.labels, prog.last_event_us)
     write_labels(labels, labels_out)
-    console.print(f"{prog.delivered:,} records acknowledged in {prog.elapsed:.1f} s ({prog.rate:,.0f}/s), "
-                  f"{prog.errors} errors; {labels.num_rows} scenario labels -> {labels_out}")
-    if prog.errors:
-        console.print(f"last error: {prog.last_error}")
-        raise typer.Exit(1)
+    console.print(f"{prog.delivered:,} of {prog.sent:,} records acknowledged in {prog.elapsed:.1f} s "
+                  f"({prog.acknowledged_rate:,.0f}/s acknowledged), {prog.errors:,} not delivered; "
+                  f"{labels.num_rows} scenario labels -> {labels_out}")
+    require_delivered(prog)
 
 
 @produce_app.command("subscribers")
@@ -139,23 +173,34 @@ def produce_subscribers(
     start: str = typer.Option("2025-12-28", help="Live mode: population date."),
     seed: int = typer.Option(42, help="Live mode: master seed."),
 ) -> None:
-    """Publish the subscriber profiles, keyed by MSISDN."""
-    from cdr.settings import get_settings
-    from streaming.producer import send_subscribers
+    """Publish the subscriber profiles, keyed by MSISDN.
 
+    Exits 0 only when Kafka acknowledged every profile; 3 when no broker answers; 4 when any
+    profile was not acknowledged."""
+    from cdr.settings import get_settings
+    from streaming.producer import make_producer, require_delivered, send_subscribers
+    from streaming.topics import check_topic_names
+
+    settings = get_settings()
+    check_topic_names(settings)
     if from_dataset is not None:
         from streaming.source import DatasetSource
 
         table = DatasetSource(from_dataset).subscribers
+        producer = make_producer(settings, topics=[settings.topics.subscribers])
     else:
         from cdr.profile import load_profile
         from generator.population import build_population
 
-        table = build_population(load_profile("algeria"), subscribers, dt.date.fromisoformat(start), seed).table
-    prog = send_subscribers(get_settings(), table)
-    typer.echo(f"{prog.delivered:,} subscriber profiles acknowledged, {prog.errors} errors")
-    if prog.errors:
-        raise typer.Exit(1)
+        day = _day(start, "--start")
+        if subscribers < 100:
+            raise BadInput(f"--subscribers must be at least 100 (got {subscribers})")
+        producer = make_producer(settings, topics=[settings.topics.subscribers])
+        table = build_population(load_profile("algeria"), subscribers, day, seed).table
+    prog = send_subscribers(settings, table, producer=producer)
+    typer.echo(f"{prog.delivered:,} of {prog.sent:,} subscriber profiles acknowledged in {prog.elapsed:.1f} s, "
+               f"{prog.errors:,} not delivered")
+    require_delivered(prog, "subscriber profiles")
 
 
 # --- Flink jobs -------------------------------------------------------------------------------
@@ -173,7 +218,7 @@ def _jobs_option(help_text: str):
 def _check_jobs(jobs_: list[str]) -> list[str]:
     unknown = sorted(set(jobs_) - set(JOB_NAMES))
     if unknown:
-        raise typer.BadParameter(f"unknown job {', '.join(unknown)}; known: {', '.join(JOB_NAMES)}")
+        raise BadInput(f"--job: unknown job {', '.join(unknown)}", f"known jobs: {', '.join(JOB_NAMES)}")
     return [j for j in JOB_NAMES if j in jobs_]
 
 
@@ -191,8 +236,12 @@ def stream_start(
     Parquet on HDFS) and detection (alerts, live KPIs, dead letters)."""
     from cdr.settings import get_settings
     from streaming import jobs
+    from streaming.topics import check_topic_names
 
+    if parallelism < 1:
+        raise BadInput(f"--parallelism must be at least 1 (got {parallelism})")
     settings = get_settings()
+    check_topic_names(settings)  # the jobs paste them into SQL
     for name in _check_jobs(job):
         key = cells_path = None
         if jobs.JOBS[name].pseudonymises:
@@ -242,9 +291,10 @@ def stream_reset(
     topics (deleted and re-created), the alerts and KPI tables, and delete the bronze landing."""
     from cdr.settings import get_settings
     from streaming import bronze_tables, jobs
-    from streaming.topics import apply_topics, delete_topics
+    from streaming.topics import apply_topics, check_topic_names, delete_topics
 
     settings = get_settings()
+    check_topic_names(settings)  # before anything is cancelled or deleted
     if not yes:
         typer.confirm(f"Delete every message in the {settings.topics.prefix}* topics, the alerts and KPIs in "
                       f"PostgreSQL and the bronze files under {settings.bronze_uri}?", abort=True)
@@ -270,6 +320,9 @@ def stream_tables(
     from streaming.bronze_tables import register, row_counts
 
     settings = get_settings()
+    if wait < 0:
+        raise BadInput(f"--wait must not be negative (got {wait:g})")
+    _require_port("the Spark Thrift Server", settings.stack.bind_ip, settings.hive.thrift_port, "hive.thrift_port")
     if wait and not jobs.wait_caught_up(settings, "bronze", wait):
         typer.echo(f"the bronze job has not caught up after {wait:.0f} s (or is not running): counts are partial")
     register(settings)
@@ -287,21 +340,28 @@ def stream_compact(
     running job; a merged file must hold as many rows as the files it replaces before they are deleted."""
     import fcntl
 
+    from cdr.settings import get_settings
+
+    settings = get_settings()
+    if target_mb < 0:
+        raise BadInput(f"--target-mb must not be negative (got {target_mb})")
+    target = (target_mb or settings.bronze.compaction_target_mb) * 1024 * 1024
+    # Before Spark starts (seconds) and its HDFS client retries (a minute): the NameNode must answer.
+    _require_port("the HDFS NameNode", "127.0.0.1", settings.hdfs.namenode_rpc_port, "hdfs.namenode_rpc_port")
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from batch.cli import batch_session
-    from cdr.settings import get_settings
     from streaming import bronze_tables, compaction
 
-    settings = get_settings()
-    target = (target_mb or settings.bronze.compaction_target_mb) * 1024 * 1024
     lock_path = settings.stack.home_dir / "bronze-compaction.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as lock:
         try:  # a second run would take the first one's staged files for a crashed run's
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CdrError("another `cdr stream compact` is running") from None
+            raise ServiceUnavailable("another `cdr stream compact` is running",
+                                     f"wait for it to finish (it holds {lock_path})") from None
         spark = batch_session("cdr-bronze-compaction")  # the stack's Spark, as the batch layer's
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         try:
@@ -371,8 +431,10 @@ def stream_score(
     from cdr.settings import get_settings
     from streaming.alerts import read_alerts, read_labels
 
+    if wait < 0:
+        raise BadInput(f"--wait must not be negative (got {wait:g})")
+    truth = read_labels(labels)  # the input first: BadInput naming the file and line
     key = load_key(allow_development=dev_key)
-    truth = read_labels(labels)
     deadline = time.monotonic() + wait
     while True:
         scores = score(read_alerts(get_settings()), truth, lambda v: pseudonymise(v, key))

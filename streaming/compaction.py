@@ -111,7 +111,10 @@ class HadoopFs:
     def rename(self, src: str, dst: str) -> None:
         fs, src_path = self._path(src)
         if not fs.rename(src_path, self._path(dst)[1]):
-            raise OSError(f"could not move {src} to {dst}")
+            from cdr.errors import ServiceUnavailable
+
+            raise ServiceUnavailable(f"HDFS did not move {src} to {dst}",
+                                     "run cdr stream compact again: it first finishes what this run left")
 
     def write_text(self, uri: str, text: str) -> None:
         fs, path = self._path(uri)
@@ -169,7 +172,7 @@ def recover(fs: HadoopFs, staging_root: str) -> int:
 
 def execute(spark: SparkSession, fs: HadoopFs, merge: Merge, staging_root: str) -> MergeResult:
     """One merge: write, verify, journal, swap (the module's docstring says why in this order)."""
-    from cdr.errors import CdrError
+    from cdr.errors import DataLoss
 
     merge_id = uuid.uuid4().hex
     staged = f"{staging_root}/{merge_id}"
@@ -182,8 +185,9 @@ def execute(spark: SparkSession, fs: HadoopFs, merge: Merge, staging_root: str) 
     rows_out = spark.read.parquet(*written).count() if written else 0
     if len(written) != 1 or rows_out != rows_in:
         fs.delete(staged)
-        raise CdrError(f"merging {len(paths)} files of {merge.folder} gave {len(written)} file(s) with {rows_out:,} "
-                       f"rows instead of one with {rows_in:,}; nothing was replaced")
+        raise DataLoss(f"merging {len(paths)} files of {merge.folder} gave {len(written)} file(s) with {rows_out:,} "
+                       f"rows instead of one with {rows_in:,}; nothing was replaced",
+                       "the landed files are untouched; see the Spark output above and run cdr stream compact again")
     merged = f"{merge.folder}/{MERGED_PREFIX}{merge_id}.parquet"
     journal = f"{staging_root}/{merge_id}.json"
     fs.write_text(f"{journal}.tmp", json.dumps({"merged": merged, "replaces": paths}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -20,7 +21,7 @@ from typing import Callable
 
 import httpx
 
-from cdr.errors import CdrError
+from cdr.errors import BadInput, ServiceUnavailable
 from cdr.settings import REPO_ROOT, Settings
 from streaming.flink.bronze import source_topics as bronze_topics
 from streaming.topics import cdr_topic_names, partition_offsets
@@ -60,11 +61,24 @@ def _state_file(settings: Settings) -> Path:
     return settings.stack.home_dir / "flink" / "stream-jobs.json"
 
 
-def list_jobs(settings: Settings) -> list[JobState]:
+REST_HINT = "is the stack up? (cdr stack status); the port is flink.rest_port (CDR_FLINK__REST_PORT)"
+
+
+def _call(settings: Settings, method: str, path: str, timeout: float = 5, **kw) -> httpx.Response:
+    """A request to Flink's REST API; ServiceUnavailable when it does not answer, or answers an error."""
     try:
-        jobs = httpx.get(f"{_rest(settings)}/jobs/overview", timeout=5).json()["jobs"]
+        response = httpx.request(method, f"{_rest(settings)}{path}", timeout=timeout, **kw)
+        response.raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        raise ServiceUnavailable(f"Flink's REST API answered {exc.response.status_code} to {method} {path}",
+                                 f"see the Flink UI at {_rest(settings)}") from None
     except httpx.HTTPError as exc:
-        raise CdrError(f"Flink REST API not reachable at {_rest(settings)} ({exc}); is the stack up? (cdr stack up)") from None
+        raise ServiceUnavailable(f"Flink's REST API is unreachable at {_rest(settings)} ({exc})", REST_HINT) from None
+    return response
+
+
+def list_jobs(settings: Settings) -> list[JobState]:
+    jobs = _call(settings, "GET", "/jobs/overview").json()["jobs"]
     names = {spec.name for spec in JOBS.values()}
     return [JobState(j["name"], j["jid"], j["state"], j["start-time"]) for j in jobs if j["name"] in names]
 
@@ -147,7 +161,9 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     detection job's plan takes the client about a minute on an idle 2-core machine, and over two
     while a whole container stack starts beside it: hence the timeout."""
     from stack.services.flink import client_env, pyflink_home
+    from streaming.topics import check_topic_names
 
+    check_topic_names(settings)  # the job pastes them into its SQL: BadInput before anything is submitted
     _ensure_taskmanager(settings)
     current = running(settings, job)
     if current:
@@ -164,7 +180,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     key_path = None
     if spec.pseudonymises:
         if key is None or cells is None:
-            raise CdrError(f"the {job} job needs the pseudonymisation key and the cell reference")
+            raise BadInput(f"the {job} job needs the pseudonymisation key and the cell reference")
         apply_serving_schema(settings)
         load_cell_reference(settings, cells)
         # The key goes through a private file the job deletes on reading, never the command line.
@@ -180,10 +196,16 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
         if key_path:
             Path(key_path).unlink(missing_ok=True)
     if proc.returncode != 0:
-        # The Python traceback and the Java cause, without the Java stack frames around them.
-        lines = [line for line in (proc.stdout + proc.stderr).strip().splitlines() if not line.lstrip().startswith("at ")]
-        tail = "\n".join(lines[-30:])
-        raise CdrError(f"flink run failed for {spec.name}:\n{tail}")
+        # The client's whole output goes to a file; the error names its cause: the last exception
+        # line (the Python traceback's or the Java cause's), without the Java stack frames.
+        log = settings.stack.home_dir / "flink" / f"submit-{job}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(proc.stdout + proc.stderr)
+        lines = [line.strip() for line in (proc.stdout + proc.stderr).strip().splitlines()
+                 if line.strip() and not line.lstrip().startswith("at ")]
+        causes = [line for line in lines if re.search(r"(Exception|Error)\b", line)]
+        cause = (causes or lines or [f"exit status {proc.returncode}"])[-1]
+        raise ServiceUnavailable(f"flink run failed for {spec.name}: {cause[:300]}", f"the client's output: {log}")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         current = running(settings, job)
@@ -194,7 +216,8 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
             _wait_tasks_running(settings, current.job_id, deadline - time.monotonic())
             return current
         time.sleep(1)
-    raise CdrError(f"{spec.name} was submitted but is not RUNNING after {timeout_s:.0f} s (see the Flink UI)")
+    raise ServiceUnavailable(f"{spec.name} was submitted but is not RUNNING after {timeout_s:.0f} s",
+                             f"see the Flink UI at {_rest(settings)}")
 
 
 def _ensure_taskmanager(settings: Settings, timeout_s: float = 60) -> None:
@@ -208,12 +231,13 @@ def _ensure_taskmanager(settings: Settings, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not stack.revive("flink") and _taskmanagers(settings) == 0:  # one exiting, or starting
         if time.monotonic() > deadline:
-            raise CdrError(f"no TaskManager has registered with Flink for {timeout_s:.0f} s (see the Flink UI)")
+            raise ServiceUnavailable(f"no TaskManager has registered with Flink for {timeout_s:.0f} s",
+                                     f"see the Flink UI at {_rest(settings)}; cdr stack status")
         time.sleep(1)
 
 
 def _taskmanagers(settings: Settings) -> int:
-    return httpx.get(f"{_rest(settings)}/overview", timeout=5).json()["taskmanagers"]
+    return _call(settings, "GET", "/overview").json()["taskmanagers"]
 
 
 def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float = 120) -> str | None:
@@ -221,27 +245,30 @@ def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float 
     current = running(settings, job)
     if current is None:
         return None
-    base = f"{_rest(settings)}/jobs/{current.job_id}"
+    base = f"/jobs/{current.job_id}"
     if not savepoint:
-        httpx.patch(f"{base}?mode=cancel", timeout=10).raise_for_status()
+        _call(settings, "PATCH", f"{base}?mode=cancel", timeout=10)
         _wait_gone(settings, job, timeout_s)
         return None
-    trigger = httpx.post(f"{base}/stop", json={"drain": False}, timeout=10)
-    trigger.raise_for_status()
+    trigger = _call(settings, "POST", f"{base}/stop", timeout=10, json={"drain": False})
     request_id = trigger.json()["request-id"]
     deadline = time.monotonic() + timeout_s
+    cancel_hint = ("cancel it without a savepoint: cdr stream stop --cancel (the next start resumes from its "
+                   "latest checkpoint)")
     while time.monotonic() < deadline:
-        status = httpx.get(f"{base}/savepoints/{request_id}", timeout=10).json()
+        status = _call(settings, "GET", f"{base}/savepoints/{request_id}", timeout=10).json()
         if status["status"]["id"] == "COMPLETED":
             op = status.get("operation", {})
             if "failure-cause" in op:
-                raise CdrError(f"stop with savepoint failed: {op['failure-cause'].get('stack-trace', '')[:500]}")
+                trace = op["failure-cause"].get("stack-trace", "").strip().splitlines()
+                raise ServiceUnavailable(f"stop with savepoint failed for {current.name}: "
+                                         f"{trace[0][:300] if trace else 'no cause given'}", cancel_hint)
             location = op["location"]
             _remember(settings, job, savepoint=location)
             _wait_gone(settings, job, timeout_s)
             return location
         time.sleep(1)
-    raise CdrError(f"no savepoint after {timeout_s:.0f} s")
+    raise ServiceUnavailable(f"no savepoint of {current.name} after {timeout_s:.0f} s", cancel_hint)
 
 
 def forget_savepoints(settings: Settings) -> None:
@@ -302,14 +329,14 @@ def resume_point(settings: Settings, job: str) -> Path | None:
 def job_metrics(settings: Settings, job_id: str) -> dict[str, float]:
     """The job's own counters, summed over subtasks: records valid and dead-lettered (together,
     every message the job has read) and alerts raised (over all scenarios)."""
-    base = f"{_rest(settings)}/jobs/{job_id}"
+    base = f"/jobs/{job_id}"
     out: dict[str, float] = {}
-    for v in httpx.get(base, timeout=5).json()["vertices"]:
-        names = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", timeout=5).json()
+    for v in _call(settings, "GET", base).json()["vertices"]:
+        names = _call(settings, "GET", f"{base}/vertices/{v['id']}/subtasks/metrics").json()
         wanted = [m["id"] for m in names if m["id"].endswith(("records_valid", "records_dead_lettered", "alerts_raised"))]
         if wanted:
-            vals = httpx.get(f"{base}/vertices/{v['id']}/subtasks/metrics", params={"get": ",".join(wanted)},
-                             timeout=5).json()
+            vals = _call(settings, "GET", f"{base}/vertices/{v['id']}/subtasks/metrics",
+                         params={"get": ",".join(wanted)}).json()
             for m in vals:
                 out[m["id"].rsplit(".", 1)[-1]] = out.get(m["id"].rsplit(".", 1)[-1], 0) + m.get("sum", 0)
     return out
@@ -320,11 +347,12 @@ def _wait_tasks_running(settings: Settings, job_id: str, timeout_s: float) -> No
     job's Python workers starting): a job that has started reads its topics."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        vertices = httpx.get(f"{_rest(settings)}/jobs/{job_id}", timeout=5).json()["vertices"]
+        vertices = _call(settings, "GET", f"/jobs/{job_id}").json()["vertices"]
         if vertices and all(v["status"] == "RUNNING" for v in vertices):
             return
         time.sleep(0.5)
-    raise CdrError(f"the tasks of job {job_id} are not all RUNNING after the start timeout (see the Flink UI)")
+    raise ServiceUnavailable(f"the tasks of job {job_id} are not all RUNNING after the start timeout",
+                             f"see the Flink UI at {_rest(settings)}")
 
 
 def wait_caught_up(settings: Settings, job: str, timeout_s: float) -> bool:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cdr.contract import RECORD_TYPES, SCENARIOS
-from cdr.errors import CdrError
+from cdr.errors import BadInput
 
 TYPES = list(RECORD_TYPES)
 
@@ -91,6 +91,17 @@ class LiveOptions:
     defect_rate: float = 0.0
     profile: str = "algeria"
 
+    def generate_options(self):
+        """The generator's options for these (checked: a CdrError, exit 2, names a bad one)."""
+        from generator.dataset import GenerateOptions
+
+        opts = GenerateOptions(out=Path("unused"), subscribers=self.subscribers, days=self.days,
+                               start=self.start, seed=self.seed, file_format="parquet",
+                               defect_rate=self.defect_rate, scenarios=self.scenarios,
+                               scenarios_per_day=self.scenarios_per_day, profile=self.profile)
+        opts.validate()
+        return opts
+
 
 class LiveSource:
     """Days generated on the fly by the engine; ``labels`` lists every planned scenario."""
@@ -98,16 +109,11 @@ class LiveSource:
     def __init__(self, opts: LiveOptions):
         from cdr.profile import load_profile
         from generator import scenarios as sc_mod
-        from generator.dataset import GenerateOptions
         from generator.engine import Engine
         from generator.population import build_population
 
         self.opts = opts
-        self._gen_opts = GenerateOptions(out=Path("unused"), subscribers=opts.subscribers, days=opts.days,
-                                         start=opts.start, seed=opts.seed, file_format="parquet",
-                                         defect_rate=opts.defect_rate, scenarios=opts.scenarios,
-                                         scenarios_per_day=opts.scenarios_per_day, profile=opts.profile)
-        self._gen_opts.validate()
+        self._gen_opts = opts.generate_options()
         population = build_population(load_profile(opts.profile), opts.subscribers, opts.start, opts.seed)
         self.engine = Engine(population, opts.seed)
         self.days = [opts.start + dt.timedelta(days=i) for i in range(opts.days)]
@@ -135,12 +141,18 @@ class DatasetSource:
         from generator.dataset import read_manifest
 
         if not (root / "manifest.json").is_file():
-            raise CdrError(f"{root} holds no generated dataset (no manifest.json)")
+            raise BadInput(f"--from-dataset {root} holds no generated dataset (no manifest.json)",
+                           "give a folder written by cdr generate")
         self.root = root
-        self.manifest = read_manifest(root)
-        fmt = self.manifest["format"]
+        try:
+            self.manifest = read_manifest(root)
+            fmt = self.manifest["format"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"--from-dataset {root}: manifest.json is not a dataset manifest ({exc})",
+                           "give a folder written by cdr generate") from None
         if fmt not in ("parquet", "jsonl"):
-            raise CdrError(f"replay reads Parquet or JSON Lines datasets; {root} is {fmt}")
+            raise BadInput(f"--from-dataset {root} is a {fmt} dataset; replay reads Parquet or JSON Lines",
+                           "generate it with --format parquet (or jsonl)")
         self._format = "json" if fmt == "jsonl" else "parquet"
         ext = "jsonl" if fmt == "jsonl" else "parquet"
         self.labels = ds.dataset(root / "labels" / f"scenarios.{ext}", format=self._format).to_table()

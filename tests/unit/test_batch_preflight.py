@@ -85,6 +85,12 @@ def test_days_the_input_does_not_hold_are_refused(spark, tmp_path):
     assert raised.value.hint == f"it holds {D1} to {D1}"
 
 
+def test_a_reference_only_drop_lands_for_the_days_asked(spark, tmp_path):
+    src = _dataset(tmp_path / "ds")
+    shutil.rmtree(src / "cdr")
+    assert check_input(spark, f"file://{src}", [D1], reference=True) == [D1]
+
+
 def test_the_bronze_landing_needs_no_reference_folders(spark, tmp_path):
     src = _dataset(tmp_path / "ds")
     shutil.rmtree(src / "subscribers")

@@ -1,9 +1,11 @@
-"""The producer's stream (event-time merge of all types), pacing and labels (no Kafka needed)."""
+"""The producer's stream (event-time merge of all types), pacing, labels, and its delivery accounting
+against a closed port (a real client; no Kafka needed)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -82,3 +84,145 @@ def test_only_fully_streamed_scenarios_are_labelled(live):
     ends = sorted(labels.column("end_time").cast(pa.int64()).to_pylist())
     assert streamed_labels(labels, ends[2]).num_rows == 3
     assert streamed_labels(labels, None).num_rows == 0
+
+
+# --- delivery accounting, against a closed port (a real client; no broker will ever answer) ------
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: bound by the system, then released."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def closed_kafka():
+    """Settings whose only broker is a closed port, with the given Kafka time limits."""
+    from cdr.settings import Settings
+
+    base = Settings()
+    port = _closed_port()
+
+    def settings(**limits):
+        return base.model_copy(update={"kafka": base.kafka.model_copy(update={"broker_ports": [port], **limits})})
+
+    return settings
+
+
+def _counter_total(metrics, name: str) -> float:
+    return sum(s.value for m in metrics.registry.collect() for s in m.samples if s.name == name)
+
+
+def test_no_broker_answering_fails_before_sending_within_the_connect_timeout(closed_kafka):
+    from cdr.errors import ExitCode, ServiceUnavailable
+    from streaming.producer import make_producer
+
+    settings = closed_kafka(connect_timeout_s=1)
+    began = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as err:
+        make_producer(settings, topics=["cdr.voice"])
+    assert time.monotonic() - began < 1 + 5
+    assert err.value.exit_code == ExitCode.UNAVAILABLE
+    assert settings.kafka.bootstrap in str(err.value) and "within 1 s" in str(err.value)
+    assert "Connection refused" in str(err.value) and "CDR_KAFKA__BROKER_PORTS" in err.value.hint
+
+
+def test_records_that_time_out_are_errors_in_the_progress_the_metrics_and_the_exit(closed_kafka, live):
+    """The metadata check bypassed, records are handed over to a client that never reaches a
+    broker: each fails after the delivery timeout, and nothing counts as acknowledged."""
+    from cdr.errors import DataLoss, ExitCode
+    from streaming.producer import Metrics, Pacing, make_producer, require_delivered, send
+
+    settings = closed_kafka(delivery_timeout_s=0.3, flush_timeout_s=10)
+    metrics = Metrics(None)
+    began = time.monotonic()
+    prog = send(settings, live.batches(), Pacing(rate=None), count=700, metrics=metrics,
+                producer=make_producer(settings, check=False))
+    assert time.monotonic() - began < 10  # the delivery timeout ended them, not the flush timeout
+    assert (prog.sent, prog.delivered, prog.failed, prog.undelivered, prog.errors) == (700, 0, 700, 0, 700)
+    assert prog.acknowledged_rate == 0
+    assert _counter_total(metrics, "cdr_producer_errors_total") == 700
+    assert _counter_total(metrics, "cdr_producer_records_sent_total") == 0
+    with pytest.raises(DataLoss) as err:
+        require_delivered(prog)
+    assert err.value.exit_code == ExitCode.DATA_LOSS
+    assert "700 of 700 records were not acknowledged" in str(err.value)
+    assert "Message timed out" in str(err.value) and "Connection refused" in str(err.value)
+
+
+def test_records_still_queued_when_the_final_flush_gives_up_are_counted_as_not_delivered(closed_kafka, live):
+    from cdr.errors import DataLoss
+    from streaming.producer import Metrics, Pacing, make_producer, require_delivered, send
+
+    settings = closed_kafka(delivery_timeout_s=300, flush_timeout_s=0.5)
+    metrics = Metrics(None)
+    producer = make_producer(settings, check=False)
+    began = time.monotonic()
+    prog = send(settings, live.batches(), Pacing(rate=None), count=900, metrics=metrics, producer=producer)
+    assert time.monotonic() - began < 5  # bounded by the flush timeout, not the 300 s delivery timeout
+    assert (prog.sent, prog.delivered, prog.failed, prog.undelivered) == (900, 0, 0, 900)
+    assert len(producer) == 0  # purged: nothing left to send later or to complain about at exit
+    assert _counter_total(metrics, "cdr_producer_errors_total") == 900
+    assert "900 records still unacknowledged 0.5 s after the last" in prog.last_error
+    with pytest.raises(DataLoss, match="900 of 900 records"):
+        require_delivered(prog)
+
+
+def test_sending_stops_at_the_first_record_that_fails(closed_kafka, live):
+    """Brokers gone mid-run: the first failed record ends the stream (what follows would fail too)."""
+    from streaming.producer import Pacing, make_producer, send
+
+    settings = closed_kafka(delivery_timeout_s=0.3, flush_timeout_s=10)
+    began = time.monotonic()
+    prog = send(settings, live.batches(), Pacing(rate=2000), duration_s=60, producer=make_producer(settings, check=False))
+    assert time.monotonic() - began < 15
+    assert 0 < prog.sent < 2000 * 15 and prog.errors == prog.sent and prog.delivered == 0
+
+
+def test_subscriber_profiles_are_accounted_the_same_way(closed_kafka, live):
+    from cdr.errors import DataLoss
+    from streaming.producer import make_producer, require_delivered, send_subscribers
+
+    settings = closed_kafka(delivery_timeout_s=0.3, flush_timeout_s=10)
+    prog = send_subscribers(settings, live.subscribers, producer=make_producer(settings, check=False))
+    assert prog.sent == live.subscribers.num_rows and prog.errors == prog.sent and prog.delivered == 0
+    with pytest.raises(DataLoss, match=f"{prog.sent:,} of {prog.sent:,} subscriber profiles"):
+        require_delivered(prog, "subscriber profiles")
+
+
+def test_a_run_kafka_acknowledged_in_full_passes():
+    from streaming.producer import Progress, require_delivered
+
+    require_delivered(Progress(sent=5, delivered=5))
+
+
+@pytest.mark.parametrize("clock", ["accelerated:x", "accelerated:0", "accelerated:-2", "accelerated:inf"])
+def test_clock_option_rejects_a_bad_acceleration(clock):
+    with pytest.raises(ValueError, match="accelerated:X"):
+        Pacing.parse_clock(clock)
+
+
+# --- topic names from settings -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section, value, setting", [
+    ("prefix", "cdr voice.", "topics.prefix"),
+    ("prefix", "cdr.'; DROP TABLE alerts; --", "topics.prefix"),
+    ("dead_letter", "", "topics.dead_letter"),
+    ("dead_letter", "..", "topics.dead_letter"),
+    ("subscribers", "s" * 250, "topics.subscribers"),
+    ("subscribers", "cdr.voice", "topics.subscribers"),  # the voice topic's name
+])
+def test_topic_names_kafka_would_refuse_name_their_setting(section, value, setting):
+    from cdr.errors import BadInput
+    from cdr.settings import Settings
+    from streaming.topics import check_topic_names, declared_topics
+
+    base = Settings()
+    check_topic_names(base)
+    settings = base.model_copy(update={"topics": base.topics.model_copy(update={section: value})})
+    with pytest.raises(BadInput, match=setting.replace(".", r"\.")):
+        declared_topics(settings)
