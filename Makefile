@@ -192,6 +192,13 @@ test: setup ## Run all tests: unit, the local stack's integration tests, then th
 test-unit: $(CORE)/.installed ## Run only the tests that need no service
 	$(CORE)/bin/pytest -m "not stack and not compose" $(PYTEST_ARGS)
 
+# The validation agreement property tests (tests/unit/test_validation_agreement.py) draw 300 records
+# per record type in the unit suite; `make fuzz` draws FUZZ_RECORDS per type through the same engines.
+FUZZ_RECORDS ?= 10000
+.PHONY: fuzz
+fuzz: $(CORE)/.installed $(FLINK_VENV)/.installed ## Same verdict in Python, Spark and Flink SQL for 10,000 generated records per type (FUZZ_RECORDS=N)
+	CDR_FUZZ_RECORDS=$(FUZZ_RECORDS) $(CORE)/bin/pytest tests/unit/test_validation_agreement.py -m "not stack and not compose" $(PYTEST_ARGS)
+
 .PHONY: test-local
 test-local: setup ## Run the unit tests and the local stack's integration tests (no containers)
 	$(CORE)/bin/pytest -m "not compose" $(PYTEST_ARGS)

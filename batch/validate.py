@@ -14,18 +14,18 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from cdr.contract import RecordType
-from cdr.validation import ALL_CODES, Rule
+from cdr.validation import ALL_CODES, FIELD_SEP, Rule, jvm_regex
 
 from batch.read import PARSE_CODE, RAW_JSON, SOURCE_FILE, raw_record
 
 CODE, FIELD = "_code", "_field"
-_SEP = "|"  # between a rule's code and its field in first_violation (neither contains it)
+_SEP = FIELD_SEP  # between a rule's code and its field in first_violation (neither contains it)
 KNOWN_CELL = "_known_cell"
 
 
-def _luhn_ok(v: Column) -> Column:
+def _luhn_ok(v: Column, pattern: str) -> Column:
     """15 digits whose last is the Luhn check digit of the first 14 (Spark's own luhn_check)."""
-    return v.rlike(r"^[0-9]{15}$") & F.call_function("luhn_check", v)
+    return v.rlike(jvm_regex(pattern)) & F.call_function("luhn_check", v)
 
 
 def violating_field(rule: Rule, reference_time: dt.datetime) -> Column:
@@ -39,18 +39,16 @@ def violating_field(rule: Rule, reference_time: dt.datetime) -> Column:
     if k == "required":
         return F.coalesce(*[when(F.col(g).isNull(), g) for g in rule.fields])
     if k == "known_cell":
-        roaming_ok = F.coalesce(v, F.lit("")).rlike(rule.param)
+        roaming_ok = F.coalesce(v, F.lit("")).rlike(jvm_regex(rule.param))
         return when(F.when(F.col("roaming") == F.lit(True), ~roaming_ok).otherwise(~F.col(KNOWN_CELL)))
     if k == "min":
         return F.coalesce(*[when(F.col(g) < rule.param, g) for g in rule.fields])
     if k == "allowed":
         broken = ~v.isin(*rule.param)
     elif k == "pattern":
-        broken = ~v.rlike(rule.param)
-    elif k == "e164":
-        broken = ~v.rlike(r"^[1-9][0-9]{7,14}$")
+        broken = ~v.rlike(jvm_regex(rule.param))
     elif k == "luhn":
-        broken = ~_luhn_ok(v)
+        broken = ~_luhn_ok(v, rule.param)
     elif k == "max":
         broken = v > rule.param
     elif k == "not_after_ref":

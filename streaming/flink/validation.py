@@ -8,30 +8,26 @@ message's first violation exactly as ``cdr.validation.check_record`` (and the ba
 interpreter) would. Messages the JSON format cannot read as an object at all are classified from
 their raw text by ``unreadable_code``.
 
-Where Flink's JSON format hides a distinction the Python interpreter sees, the speed layer is
-more lenient, never stricter (docs/streaming.md, "Validation"): a number or boolean written as a
-JSON string (``"453"``, ``"true"``) and a string field written as a JSON number are read as
-their text; a start time with a UTC offset instead of ``Z`` is ``wrong_type``.
+Flink's JSON format hides which JSON type a value had (``453`` and ``"453"`` both read "453"), so
+every engine types a value from its text, by the shared grammar (``cdr.validation.TEXT_PATTERNS``):
+a message gets the same verdict here as in the batch layer and the Python reference.
 """
 
 from __future__ import annotations
 
 from cdr.contract import RECORD_TYPES, FieldType, RecordType
 from cdr.profile import Profile
-from cdr.validation import ALL_CODES, MAX_RECORD_BYTES, Rule, rules_for
+from cdr.validation import (ALL_CODES, FIELD_SEP, INT32_RANGE, MAX_RECORD_BYTES, TEXT_PATTERNS, Rule, cdr_fields,
+                            jvm_regex, rules_for)
 
 from streaming.flink.ddl import quote
 
 KNOWN_CELL = "known_cell"  # column the job adds: TRUE when the cell is in the cell reference
 
 
-def cdr_fields() -> dict[str, FieldType]:
-    """Every field of every CDR type, in contract order (the JSON table's columns)."""
-    out: dict[str, FieldType] = {}
-    for rt in RECORD_TYPES.values():
-        for f in rt.fields:
-            out.setdefault(f.name, f.type)
-    return out
+def _matches(column: str, pattern: str) -> str:
+    """SQL: the text ``column`` matches the shared ``^...$`` pattern, as Python's re.fullmatch."""
+    return f"REGEXP({column}, '{quote(jvm_regex(pattern))}')"
 
 
 def typed(name: str, ftype: FieldType) -> str:
@@ -39,30 +35,36 @@ def typed(name: str, ftype: FieldType) -> str:
     c = f"`{name}`"
     if ftype is FieldType.STRING:
         return c
+    ok = _matches(c, TEXT_PATTERNS[ftype])
     if ftype in (FieldType.INT32, FieldType.INT64):
-        # JSON integers only: 12.0 and 1e3 are floats, which the contract's integers reject. BIGINT
-        # for both widths, so an out-of-range duration breaks its max rule, as in Python.
-        return f"CASE WHEN REGEXP({c}, '^-?[0-9]{{1,18}}$') THEN TRY_CAST({c} AS BIGINT) END"
+        # BIGINT for both widths (sums in windows do not overflow); an INT32 beyond 32 bits does not type.
+        in_range = f" AND TRY_CAST({c} AS BIGINT) BETWEEN {INT32_RANGE[0]} AND {INT32_RANGE[1]}" \
+            if ftype is FieldType.INT32 else ""
+        return f"CASE WHEN {ok}{in_range} THEN TRY_CAST({c} AS BIGINT) END"
     if ftype is FieldType.FLOAT64:
-        return f"CASE WHEN REGEXP({c}, '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$') THEN TRY_CAST({c} AS DOUBLE) END"
+        return f"CASE WHEN {ok} THEN TRY_CAST({c} AS DOUBLE) END"
     if ftype is FieldType.BOOL:
         return f"CASE {c} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
     if ftype is FieldType.TIMESTAMP:
-        return (f"CASE WHEN REGEXP({c}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\\.[0-9]{{1,6}})?Z?$')"
-                f" THEN TRY_CAST(REPLACE(REPLACE({c}, 'T', ' '), 'Z', '') AS TIMESTAMP(6)) END")
+        # The cast resolves leniently (2025-02-30 reads 2025-02-28, 24:00 the next day): the time must
+        # read back as it was written.
+        ts = f"TRY_CAST(REPLACE(REPLACE({c}, 'T', ' '), 'Z', '') AS TIMESTAMP(6))"
+        same = f"DATE_FORMAT({ts}, 'yyyy-MM-dd''T''HH:mm:ss') = SUBSTRING({c} FROM 1 FOR 19)"
+        return f"CASE WHEN {ok} AND {same} THEN {ts} END"
     if ftype is FieldType.DATE:
-        return f"CASE WHEN REGEXP({c}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') THEN TRY_CAST({c} AS DATE) END"
+        same = f"CAST(TRY_CAST({c} AS DATE) AS STRING) = {c}"
+        return f"CASE WHEN {ok} AND {same} THEN TRY_CAST({c} AS DATE) END"
     raise ValueError(ftype)
 
 
-def _luhn_ok(v: str) -> str:
+def _luhn_ok(v: str, pattern: str) -> str:
     """15 digits whose last is the Luhn check digit of the first 14 (the rightmost body digit doubled)."""
     terms = []
     for i in range(14):
         d = f"CAST(SUBSTRING({v} FROM {i + 1} FOR 1) AS INT)"
         terms.append(f"(CASE WHEN {d} * 2 > 9 THEN {d} * 2 - 9 ELSE {d} * 2 END)" if (13 - i) % 2 == 0 else d)
     total = " + ".join(terms)
-    return f"(REGEXP({v}, '^[0-9]{{15}}$') AND MOD(10 - MOD({total}, 10), 10) = CAST(SUBSTRING({v} FROM 15 FOR 1) AS INT))"
+    return f"({_matches(v, pattern)} AND MOD(10 - MOD({total}, 10), 10) = CAST(SUBSTRING({v} FROM 15 FOR 1) AS INT))"
 
 
 def _literal(value) -> str:
@@ -82,8 +84,9 @@ def typed_columns(profile: Profile) -> str:
     """SELECT-list items typing every CDR field once (the rules then read the typed columns), and
     the Luhn check of the fields that have one (long arithmetic, also computed once)."""
     items = [f"{typed(name, ftype)} AS {typed_column(name)}" for name, ftype in cdr_fields().items()]
-    luhn = sorted({r.fields[0] for rt in RECORD_TYPES.values() for r in rules_for(rt, profile) if r.kind == "luhn"})
-    items += [f"{_luhn_ok(f'`{name}`')} AS {_luhn_column(name)}" for name in luhn]
+    luhn = sorted({(r.fields[0], r.param) for rt in RECORD_TYPES.values() for r in rules_for(rt, profile)
+                   if r.kind == "luhn"})
+    items += [f"{_luhn_ok(f'`{name}`', pattern)} AS {_luhn_column(name)}" for name, pattern in luhn]
     return ", ".join(items)
 
 
@@ -98,14 +101,13 @@ def _checks(rule: Rule, rt: RecordType, now: str) -> list[tuple[str, str]]:
     f = rule.fields[0]
     v = t[f]
     if k == "known_cell":
-        return [(f"CASE WHEN {t['roaming']} THEN NOT REGEXP(COALESCE({v}, ''), '{quote(rule.param)}')"
+        cell = f"COALESCE({v}, '')"
+        return [(f"CASE WHEN {t['roaming']} THEN NOT {_matches(cell, rule.param)}"
                  f" ELSE NOT COALESCE({KNOWN_CELL}, FALSE) END", f)]
     if k == "allowed":
         broken = f"{v} NOT IN ({', '.join(_literal(a) for a in rule.param)})"
     elif k == "pattern":
-        broken = f"NOT REGEXP({v}, '{quote(rule.param)}')"
-    elif k == "e164":
-        broken = f"NOT REGEXP({v}, '^[1-9][0-9]{{7,14}}$')"
+        broken = f"NOT {_matches(v, rule.param)}"
     elif k == "luhn":
         broken = f"NOT {_luhn_column(f)}"
     elif k == "max":
@@ -157,20 +159,20 @@ def violation(profile: Profile, now: str = "CAST(CURRENT_TIMESTAMP AS TIMESTAMP(
     # The size limit applies to the contract's fields (unknown keys are ignored, as in the batch layer).
     oversized = " + ".join(f"COALESCE(CHAR_LENGTH(`{f}`), 0)" for f in cdr_fields()) + f" > {MAX_RECORD_BYTES}"
     cases = [f"WHEN {oversized} THEN 'oversized'",
-             f"WHEN `record_type` IS NULL OR `record_type` NOT IN ({types}) THEN 'unknown_record_type|record_type'"]
+             f"WHEN `record_type` IS NULL OR `record_type` NOT IN ({types}) THEN 'unknown_record_type{FIELD_SEP}record_type'"]
     for (condition, code, field), applies in _merged_checks(profile, now):
         guard = "" if len(applies) == len(RECORD_TYPES) else \
             "`record_type` IN (" + ", ".join(f"'{t}'" for t in applies) + ") AND "
-        cases.append(f"WHEN {guard}{condition} THEN '{code}{'|' + field if field else ''}'")
+        cases.append(f"WHEN {guard}{condition} THEN '{code}{FIELD_SEP + field if field else ''}'")
     return "CASE " + " ".join(cases) + " END"
 
 
 def code_of(violation_column: str) -> str:
-    return f"SPLIT_INDEX({violation_column}, '|', 0)"
+    return f"SPLIT_INDEX({violation_column}, '{FIELD_SEP}', 0)"
 
 
 def field_of(violation_column: str) -> str:
-    return f"SPLIT_INDEX({violation_column}, '|', 1)"
+    return f"SPLIT_INDEX({violation_column}, '{FIELD_SEP}', 1)"
 
 
 def unreadable_code(payload: str) -> str:

@@ -28,7 +28,7 @@ def test_json_lines_keep_wrong_types_and_cut_lines(spark, tmp_path):
     df, rejected = read_cdr(spark, [f"file://{path}"], SMS, "jsonl")
     assert rejected == []
     assert_frames_equal(df.select("record_id", PARSE_CODE), spark.createDataFrame(
-        [("S1", None), (None, "wrong_type"), (None, "truncated_line"), (None, "unparseable")],
+        [("S1", None), (None, "wrong_type|message_length"), (None, "truncated_line"), (None, "unparseable")],
         f"record_id string, {PARSE_CODE} string"))
     typed = df.filter("record_id = 'S1'").first()
     assert typed["message_length"] == 40 and typed["start_time"].microsecond == 1
@@ -46,7 +46,7 @@ def test_csv_with_a_wrong_header_is_rejected_by_name_and_others_load(spark, tmp_
     assert [r.path.rsplit("/", 1)[-1] for r in rejected] == ["b.csv"]
     assert "header" in rejected[0].reason
     assert_frames_equal(df.select("record_id", PARSE_CODE), spark.createDataFrame(
-        [("S1", None), (None, "wrong_type")], f"record_id string, {PARSE_CODE} string"))
+        [("S1", None), (None, "wrong_type|message_length")], f"record_id string, {PARSE_CODE} string"))
 
 
 def test_a_truncated_parquet_file_is_rejected_and_the_others_load(spark, tmp_path):

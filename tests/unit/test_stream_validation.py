@@ -1,34 +1,27 @@
 """The shared rules compiled to Flink SQL (streaming.flink.validation, .events) give every message
-the verdict of the shared Python interpreter (cdr.validation.coerce + check_record).
+the verdict of the shared Python reference (cdr.validation.check_message).
 
 The corpus (generated CDRs of every type, one message per rule broken, and messages that are not
 JSON objects) is written as JSON lines and read by Flink's JSON format with the detection job's
-column declarations, in Flink batch mode in the Flink venv; the oracle runs here.
+column declarations, in Flink batch mode in the Flink venv (tests/validation_engines.py); the
+reference runs here. tests/unit/test_validation_agreement.py does the same on generated corpora,
+with the batch layer as the third engine.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
 
 import pytest
 
 from cdr.contract import RECORD_TYPES
 from cdr.profile import load_profile
-from cdr.settings import REPO_ROOT, get_settings
-from cdr.validation import MAX_RECORD_BYTES, Context, check_record, coerce, rules_for
+from cdr.validation import MAX_RECORD_BYTES, Context, check_message
+from tests import validation_cases as cases
+from tests.validation_engines import run_flink
 
-FLINK_PYTHON = get_settings().flink.venv_dir / "bin" / "python"
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-CELL = "60301-00019-3"
-VOICE = {
-    "record_id": "V1", "record_type": "voice", "start_time": "2025-12-28T10:00:00.123456Z",
-    "served_msisdn": "213661234567", "served_imsi": "603011234567890", "served_imei": "490154203237518",
-    "cell_id": CELL, "access_technology": "4G", "roaming": False, "visited_plmn": None,
-    "other_party": "239270356041", "direction": "MT", "duration_s": 0, "call_result": "no_answer",
-}
+NOW, CELL, VOICE = cases.NOW, cases.CELL, cases.VOICE
 BROKEN = {  # record_id -> (changes to VOICE, the code the shared rules give)
     "wrong-type-int": ({"duration_s": "ten"}, "wrong_type"),
     "wrong-type-float": ({"duration_s": 12.5}, "wrong_type"),
@@ -68,52 +61,6 @@ UNREADABLE = [  # (line, code)
     ("z" * (MAX_RECORD_BYTES + 1), "oversized"),
 ]
 
-SCRIPT = r'''
-import glob, json, sys
-from pyflink.table import EnvironmentSettings, TableEnvironment, DataTypes
-from cdr.profile import load_profile
-from streaming.flink.events import event_columns
-from streaming.flink.schema import EVENT_NAMES
-from streaming.flink.validation import (cdr_fields, code_of, field_of, reason, typed_columns, unreadable_code,
-                                        unreadable_sql, violation)
-
-folder, cells, out_dir = sys.argv[1], json.loads(open(sys.argv[2]).read()), sys.argv[3]
-profile = load_profile()
-env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-env.get_config().set("table.local-time-zone", "UTC")
-env.get_config().set("parallelism.default", "1")
-columns = ", ".join(f"`{f}` STRING" for f in cdr_fields())
-env.execute_sql(f"""CREATE TABLE messages ({columns}) WITH ('connector' = 'filesystem', 'path' = '{folder}',
-  'format' = 'json', 'json.ignore-parse-errors' = 'true', 'json.fail-on-missing-field' = 'false')""")
-env.execute_sql(f"""CREATE TABLE raw_messages (payload STRING) WITH ('connector' = 'filesystem', 'path' = '{folder}',
-  'format' = 'raw')""")
-env.create_temporary_view("cells", env.from_elements(
-    [tuple(c) for c in cells], DataTypes.ROW([DataTypes.FIELD(n, t) for n, t in [
-        ("ref_cell", DataTypes.STRING()), ("latitude", DataTypes.DOUBLE()), ("longitude", DataTypes.DOUBLE()),
-        ("reach_km", DataTypes.DOUBLE())]])))
-# As in the job: the verdict is computed once in a view that several sinks read (a block boundary
-# for the planner, so the outputs read it as a column instead of re-expanding it).
-env.create_temporary_view("checked", env.sql_query(f"""
-SELECT m.*, {violation(profile, now="TIMESTAMP '2026-01-01 00:00:00'")} AS violation FROM (
-  SELECT m.*, {typed_columns(profile)}, c.ref_cell IS NOT NULL AS known_cell, c.latitude, c.longitude, c.reach_km
-  FROM messages AS m LEFT JOIN cells AS c ON m.cell_id = c.ref_cell) AS m"""))
-sinks = {
-    "verdicts": ("record_id STRING, code STRING, field STRING, reason STRING",
-                 f"SELECT record_id, code, field, {reason('code', 'field')} FROM ("
-                 f"SELECT record_id, {code_of('violation')} AS code, {field_of('violation')} AS field FROM checked)"),
-    "events": ("record_id STRING, " + ", ".join(f"{n} STRING" for n in EVENT_NAMES),
-               "SELECT record_id, " + ", ".join(f"CAST({n} AS STRING)" for n in EVENT_NAMES)
-               + f" FROM (SELECT record_id, {event_columns(profile)} FROM checked WHERE violation IS NULL)"),
-    "unreadable": ("code STRING", f"SELECT {unreadable_code('payload')} FROM raw_messages WHERE {unreadable_sql('payload')}"),
-}
-statements = env.create_statement_set()
-for name, (schema, query) in sinks.items():
-    env.execute_sql(f"CREATE TABLE {name}_out ({schema}) WITH ('connector' = 'filesystem', "
-                    f"'path' = '{out_dir}/{name}', 'format' = 'json')")
-    statements.add_insert_sql(f"INSERT INTO {name}_out {query}")
-statements.execute().wait()
-'''
-
 
 def _corpus() -> tuple[list[dict], list[tuple[str, float, float, float]]]:
     """Generated CDRs of every type (their own ids) and the VOICE variants; the known cells."""
@@ -131,54 +78,28 @@ def _corpus() -> tuple[list[dict], list[tuple[str, float, float, float]]]:
 
 
 def _oracle(message: dict, known: frozenset[str]) -> tuple[str | None, str | None]:
-    """The shared Python interpreter, after the size limit on the contract's fields as text."""
-    profile = load_profile()
-    names = {f.name for rt in RECORD_TYPES.values() for f in rt.fields}
-    size = sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for k, v in message.items()
-               if k in names and v is not None)
-    if size > MAX_RECORD_BYTES:
-        return "oversized", None
-    rt = RECORD_TYPES.get(message.get("record_type"))
-    if rt is None:
-        return "unknown_record_type", "record_type"
-    rec, wrong = coerce(message, rt)
-    if wrong:
-        return wrong.code, wrong.field
-    bad = check_record(rec, rules_for(rt, profile), Context(NOW, known))
+    """The shared Python reference's verdict."""
+    bad = check_message(message, load_profile(), Context(NOW, known))
     return (bad.code, bad.field) if bad else (None, None)
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    if not FLINK_PYTHON.exists():
-        pytest.fail(f"the Flink venv is missing ({FLINK_PYTHON}): run `make setup`")
     messages, known = _corpus()
-    folder = tmp_path_factory.mktemp("messages")
-    lines = [json.dumps(m) for m in messages] + [line for line, _ in UNREADABLE]
-    (folder / "part-0").write_text("\n".join(lines) + "\n")
-    cells = tmp_path_factory.mktemp("cells") / "cells.json"
-    cells.write_text(json.dumps(known))
-    out_dir = tmp_path_factory.mktemp("out")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run([str(FLINK_PYTHON), "-c", SCRIPT, str(folder), str(cells), str(out_dir)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
-
-    def rows(name: str) -> list[dict]:
-        return [json.loads(line) for f in sorted((out_dir / name).rglob("*")) if f.is_file()
-                and not f.name.startswith(".") for line in f.read_text().splitlines()]
-
-    out = {"verdicts": {r["record_id"]: [r["code"], r["field"], r["reason"]] for r in rows("verdicts")},
-           "events": {r.pop("record_id"): list(r.values()) for r in rows("events")},
-           "unreadable": [r["code"] for r in rows("unreadable")]}
+    lines = [json.dumps(m) for m in messages] + [line for line, _ in UNREADABLE] + \
+        [case.line for case in [*cases.CASES, cases.IN_ARRAY]]
+    out = run_flink(lines, known, NOW, tmp_path_factory.mktemp("flink"))
+    out = {"verdicts": {r["record_id"]: [r["code"], r["field"], r["reason"]] for r in out["verdicts"]},
+           "events": {r.pop("record_id"): list(r.values()) for r in out["events"]},
+           "unreadable": [r["code"] for r in out["unreadable"]]}
     return messages, frozenset(c for c, *_ in known), out
 
 
 def test_every_readable_message_gets_the_verdict_of_the_shared_rules(result):
     messages, known, out = result
-    assert len(out["verdicts"]) == len(messages)
+    got = {rid: (code, field) for rid, (code, field, _) in out["verdicts"].items() if not rid.startswith("case-")}
+    assert len(got) == len(messages)
     expected = {m["record_id"]: _oracle(m, known) for m in messages}
-    got = {rid: (code, field) for rid, (code, field, _) in out["verdicts"].items()}
     assert got == expected
     assert {rid: BROKEN[rid][1] for rid in BROKEN} == {rid: got[rid][0] for rid in BROKEN}
     generated = [m["record_id"] for m in messages if m["record_id"] not in BROKEN and m is not DATA]
@@ -194,7 +115,22 @@ def test_a_rejected_message_has_a_readable_reason(result):
 
 def test_messages_that_are_not_json_objects_are_classified_from_their_text(result):
     _, _, out = result
-    assert sorted(out["unreadable"]) == sorted(code for _, code in UNREADABLE)
+    unreadable_cases = [case.code for case in [*cases.CASES, cases.IN_ARRAY] if not case.readable]
+    assert sorted(out["unreadable"]) == sorted([code for _, code in UNREADABLE] + unreadable_cases)
+
+
+def test_the_lines_the_engines_disagreed_on_get_the_shared_verdict(result):
+    _, _, out = result
+    expected = {case.record_id: (case.code, case.field) for case in cases.CASES if case.readable}
+    assert {rid: tuple(out["verdicts"][rid][:2]) for rid in expected} == expected
+
+
+def test_the_objects_inside_a_json_array_are_read_as_messages_too(result):
+    """A documented limit (docs/streaming.md, "Validation"): Flink's JSON format reads each object of
+    a message that is a JSON array as a message; the array itself is dead-lettered as unparseable
+    (the previous test), as the other engines reject the line."""
+    _, _, out = result
+    assert out["verdicts"][cases.IN_ARRAY.record_id][:2] == [None, None]
 
 
 def test_a_valid_message_becomes_an_event_with_its_cell_position(result):

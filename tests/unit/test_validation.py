@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from cdr.contract import RECORD_TYPES
 from cdr.profile import load_profile
-from cdr.validation import Context, check_record, coerce, rules_for
+from cdr.validation import Context, check_line, check_record, coerce, rules_for
+from tests import validation_cases as cases
+from tests.validation_cases import CASES, IN_ARRAY
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 1, 10, 12, tzinfo=UTC)
@@ -73,14 +76,42 @@ def test_negative_bytes_on_either_direction():
     assert code(dict(rec, bytes_downlink=-7), DATA_RULES) == "negative_bytes"
 
 
-def test_coerce_types_json_values_and_flags_wrong_types():
+def test_coerce_types_json_values_from_their_text_and_flags_wrong_types():
     raw = {"record_id": "V1", "record_type": "voice", "start_time": "2026-01-09T10:00:00.5Z",
            "duration_s": 12, "roaming": False, "extra": "dropped"}
     typed, violation = coerce(raw, RECORD_TYPES["voice"])
     assert violation is None
     assert typed["start_time"] == dt.datetime(2026, 1, 9, 10, 0, 0, 500000, tzinfo=UTC)
     assert "extra" not in typed and typed["other_party"] is None
-    for bad in ({"duration_s": "12O"}, {"duration_s": 1.5}, {"roaming": "false"}, {"start_time": "yesterday"},
-                {"served_msisdn": 213661234567}):
+    # The JVM engines read a JSON value as its text, whatever its JSON type: so does the reference.
+    for name, value, expected in (("duration_s", "12", 12), ("roaming", "false", False),
+                                  ("served_msisdn", 213661234567, "213661234567")):
+        typed, violation = coerce({**raw, name: value}, RECORD_TYPES["voice"])
+        assert violation is None and typed[name] == expected
+    for bad in ({"duration_s": "12O"}, {"duration_s": 1.5}, {"duration_s": 2**31}, {"roaming": "False"},
+                {"start_time": "yesterday"}, {"start_time": 1767225600}, {"start_time": "2026-02-30T00:00:00Z"},
+                {"duration_s": [12]}):
         _, violation = coerce({**raw, **bad}, RECORD_TYPES["voice"])
         assert violation is not None and violation.code == "wrong_type" and violation.field == next(iter(bad))
+
+
+@pytest.mark.parametrize("case", CASES + [IN_ARRAY], ids=lambda c: c.name)
+def test_the_lines_the_engines_disagreed_on_get_the_shared_verdict(case):
+    violation = check_line(case.line, load_profile(), Context(cases.NOW, frozenset([cases.CELL])))
+    assert ((violation.code, violation.field) if violation else (None, None)) == (case.code, case.field)
+
+
+def test_a_line_is_classified_by_its_first_json_value():
+    ctx = Context(NOW, frozenset())
+    assert check_line("not json", load_profile(), ctx).code == "unparseable"
+    assert check_line('{"record_id": "V1", "record_ty', load_profile(), ctx).code == "truncated_line"
+    assert check_line("  [1, 2]  ", load_profile(), ctx).code == "unparseable"
+    assert check_line("x" * 16_385, load_profile(), ctx).code == "oversized"
+    assert check_line('{"record_type": "fax"} and more', load_profile(), ctx).code == "unknown_record_type"
+
+
+def test_a_record_in_a_file_of_another_type_is_of_an_unknown_type():
+    line = json.dumps(dict(cases.VOICE, record_id="V1"))
+    ctx = Context(cases.NOW, frozenset([cases.CELL]))
+    assert check_line(line, load_profile(), ctx, record_type="voice") is None
+    assert check_line(line, load_profile(), ctx, record_type="sms").code == "unknown_record_type"
