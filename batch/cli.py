@@ -147,13 +147,13 @@ def score(
     dev_key: bool = typer.Option(False, "--dev-key", help="Use the public development pseudonymisation key."),
     root: Optional[str] = typer.Option(None, help="Root URI of the zones."),
     db_prefix: str = typer.Option("", help="Prefix of the Hive databases."),
-    min_score: Optional[float] = typer.Option(None, help="Exit 1 if any labelled scenario's precision or recall is below this."),
+    min_score: Optional[float] = typer.Option(None, help="Exit 5 if any labelled scenario's precision or recall is below this."),
 ) -> None:
     """Precision/recall of cdr_dw.anomalies per scenario, and labelled defects caught per code."""
     from batch.preflight import check_labels
     from batch.score import defect_report, scenario_scores
     from cdr.pseudonym import load_key
-    from cdr.scoring import format_scores
+    from cdr.scoring import format_scores, require_min_score
 
     zones = _zones(root, db_prefix)
     key = load_key(allow_development=dev_key)
@@ -166,8 +166,7 @@ def score(
         typer.echo(defect_report(spark, zones, _uri(labels)))
     finally:
         spark.stop()
-    if min_score is not None and any(s.precision < min_score or s.recall < min_score for s in scores if s.labels):
-        raise typer.Exit(1)
+    require_min_score(scores, min_score)
 
 
 @app.command()

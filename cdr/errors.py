@@ -10,6 +10,7 @@ Exit codes (docs/operations.md lists them with the common errors and their fixes
 3     service unavailable  a service down or unreachable, a job not running, a port taken,
                            the platform not installed
 4     data loss            records not delivered, a reconciliation that does not balance
+5     below threshold      a quality gate failed: a score under --min-score
 130   interrupted          Ctrl-C
 ====  ===================  ==================================================================
 """
@@ -25,6 +26,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     UNAVAILABLE = 3
     DATA_LOSS = 4
+    BELOW_THRESHOLD = 5
     INTERRUPTED = 130
 
 
@@ -52,6 +54,12 @@ class DataLoss(CdrError):
     """Records that were not delivered or a reconciliation that does not balance."""
 
     exit_code = ExitCode.DATA_LOSS
+
+
+class BelowThreshold(CdrError):
+    """A quality gate that did not pass (a scenario's precision or recall under --min-score)."""
+
+    exit_code = ExitCode.BELOW_THRESHOLD
 
 
 def _java_class(exc: BaseException) -> tuple[str, str]:

@@ -79,3 +79,16 @@ def format_scores(scores: list[Score]) -> str:
     for s in scores:
         lines.append(f"{s.scenario:<18} {s.labels:>6} {s.detections:>10} {s.precision:>9.3f} {s.recall:>7.3f}")
     return "\n".join(lines)
+
+
+def require_min_score(scores: list[Score], min_score: float | None) -> None:
+    """The quality gate of `cdr batch score` and `cdr stream score --min-score`: BelowThreshold
+    (exit 5) naming every labelled scenario whose precision or recall is under ``min_score``."""
+    from cdr.errors import BelowThreshold
+
+    low = [s for s in scores if min_score is not None and s.labels
+           and (s.precision < min_score or s.recall < min_score)]
+    if low:
+        raise BelowThreshold(f"{len(low)} scenario(s) under --min-score {min_score}: " + ", ".join(
+            f"{s.scenario} (precision {s.precision:.3f}, recall {s.recall:.3f})" for s in low),
+            "the scores are printed above")

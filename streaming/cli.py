@@ -420,14 +420,14 @@ def stream_status() -> None:
 def stream_score(
     labels: Path = typer.Option(DEFAULT_LABELS, help="Scenario labels: the producer's file, or a dataset's labels/scenarios."),
     dev_key: bool = typer.Option(False, "--dev-key", help="Use the development pseudonymisation key."),
-    min_score: float = typer.Option(None, help="Exit 1 if any scenario's precision or recall is below this."),
+    min_score: float = typer.Option(None, help="Exit 5 if any scenario's precision or recall is below this."),
     wait: float = typer.Option(0, help="Seconds to wait for the job to find every labelled scenario (it may lag the producer)."),
 ) -> None:
     """Precision and recall per scenario of the alerts in PostgreSQL against injected scenarios."""
     import time
 
     from cdr.pseudonym import load_key, pseudonymise
-    from cdr.scoring import format_scores, score
+    from cdr.scoring import format_scores, require_min_score, score
     from cdr.settings import get_settings
     from streaming.alerts import read_alerts, read_labels
 
@@ -443,5 +443,4 @@ def stream_score(
         time.sleep(5)
     typer.echo(f"{len(truth)} scenarios injected; alerts found against them:")
     typer.echo(format_scores(scores))
-    if min_score is not None and any(s.precision < min_score or s.recall < min_score for s in scores if s.labels):
-        raise typer.Exit(1)
+    require_min_score(scores, min_score)

@@ -75,3 +75,20 @@ def test_scoring_matches_scenario_entity_and_window():
     assert by["sim_box"].precision == pytest.approx(2 / 3) and by["sim_box"].recall == 1.0
     assert by["cell_outage"].precision == 0.0 and by["cell_outage"].recall == 0.0
     assert by["wangiri"].labels == 0 and by["wangiri"].detections == 0
+
+
+def test_the_min_score_gate_names_every_scenario_under_it_with_exit_5():
+    from cdr.errors import BelowThreshold
+    from cdr.scoring import Score, require_min_score
+
+    scores = [Score("sim_box", labels=4, detections=4, true_positives=4, labels_found=4),
+              Score("wangiri", labels=2, detections=4, true_positives=2, labels_found=2),   # precision 0.5
+              Score("roaming_fraud", labels=2, detections=1, true_positives=1, labels_found=1),  # recall 0.5
+              Score("cell_outage", labels=0, detections=3, true_positives=0, labels_found=0)]  # not labelled: no gate
+    require_min_score(scores, None)
+    require_min_score(scores[:1], 0.9)
+    with pytest.raises(BelowThreshold) as raised:
+        require_min_score(scores, 0.9)
+    assert raised.value.exit_code == 5
+    assert str(raised.value) == ("2 scenario(s) under --min-score 0.9: wangiri (precision 0.500, recall 1.000), "
+                                 "roaming_fraud (precision 1.000, recall 0.500)")
