@@ -87,6 +87,10 @@ def classify(exc: BaseException) -> CdrError | None:
         return BadInput(f"{exc.filename or exc}: {exc.strerror or 'not found'}", "check the path")
     if isinstance(exc, PermissionError):
         return BadInput(f"{exc.filename or exc}: permission denied", "check the path's owner and mode")
+    if module.startswith("pydantic") and "ValidationError" in names and hasattr(exc, "errors"):
+        problems = [f"{'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}" for e in exc.errors()]
+        return BadInput(f"setting {'; '.join(problems[:3])}",
+                        "check cdr/config/platform.toml, the file in CDR_CONFIG and CDR_<SECTION>__<KEY> variables")
     if "AnalysisException" in names:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "PATH_NOT_FOUND" in text:

@@ -93,3 +93,10 @@ def test_the_cli_prints_one_line_and_the_exit_code_and_a_traceback_only_when_ask
 def test_usage_errors_stay_typer_s_exit_2(args):
     done = _cli(*args)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_a_setting_out_of_range_is_bad_input_naming_it():
+    done = _cli("produce", "--count", "1", "--subscribers", "100", CDR_KAFKA__CONNECT_TIMEOUT_S="-1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: setting kafka.connect_timeout_s = '-1': Input should be greater than 0\n")
+    assert "Traceback" not in done.stderr
