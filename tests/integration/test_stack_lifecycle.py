@@ -138,7 +138,7 @@ def test_cli_up_with_a_taken_port_exits_non_zero_naming_service_and_port(local_s
         holder.listen()
         port = holder.getsockname()[1]
         result = _cli("up", env={"CDR_STACK__HOME": str(home), "CDR_POSTGRES__PORT": str(port)})
-    assert result.returncode == 2
+    assert result.returncode == 3  # a port taken: service unavailable (docs/operations.md)
     assert f"port {port} needed by postgres is in use by pid {os.getpid()}" in result.stderr
     assert not (home / "run").exists() or not any((home / "run").iterdir())
     assert all(s.state == "running" for s in local_stack.status(probe=False))  # main stack untouched
