@@ -63,3 +63,16 @@ def http_get(url: str, timeout_s: float = 2.0) -> Any:
 
 def http_json(url: str, timeout_s: float = 2.0) -> Any:
     return http_get(url, timeout_s).json()
+
+
+def require_port(service: str, host: str, port: int, hint: str, timeout_s: float = 3.0) -> None:
+    """ServiceUnavailable naming ``service`` unless something accepts connections on ``host:port``:
+    the check that fails in milliseconds where the service's own client retries for minutes."""
+    import socket
+
+    from cdr.errors import ServiceUnavailable
+
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ServiceUnavailable(f"{service} is unreachable at {host}:{port} ({exc.strerror or exc})", hint) from None

@@ -80,22 +80,15 @@ def spark_defaults_file() -> dict[str, str]:
 def check_reachable(conf: dict[str, str], timeout_s: float = 3.0) -> None:
     """The metastore's database and the warehouse's NameNode accept connections, else one clear
     error now: Spark's Hive client would retry for two minutes and print Java stack traces."""
-    import socket
-
-    from cdr.errors import ServiceUnavailable
+    from stack.probes import require_port
 
     wanted = {"the Hive metastore's PostgreSQL": re.search(r"//([^/:]+):(\d+)/", conf.get(
                   "spark.hadoop.javax.jdo.option.ConnectionURL", "")),
               "the HDFS NameNode": re.match(r"hdfs://([^/:]+):(\d+)", conf.get("spark.sql.warehouse.dir", ""))}
     for name, address in wanted.items():
-        if address is None:
-            continue
-        host, port = address.group(1), int(address.group(2))
-        try:
-            socket.create_connection((host, port), timeout=timeout_s).close()
-        except OSError as exc:
-            raise ServiceUnavailable(f"{name} is unreachable at {host}:{port} ({exc.strerror or exc})",
-                                     "is the stack up? (cdr stack status; make up-local, or make up)") from None
+        if address is not None:
+            require_port(name, address.group(1), int(address.group(2)),
+                         "is the stack up? (cdr stack status; make up-local, or make up)", timeout_s)
 
 
 def session(app_name: str, master: str = "local[2]", extra_conf: dict[str, str] | None = None) -> SparkSession:

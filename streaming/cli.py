@@ -78,17 +78,11 @@ def _positive(value: float | None, option: str, what: str) -> None:
         raise BadInput(f"{option} must be a positive number of {what} (got {value:g})")
 
 
-def _require_port(service: str, host: str, port: int, setting: str, timeout_s: float = 3.0) -> None:
-    """ServiceUnavailable naming ``service`` unless something accepts connections on ``host:port``:
-    the check that fails in milliseconds where the service's own client retries for a minute."""
-    import socket
+def _require_port(service: str, host: str, port: int, setting: str) -> None:
+    from stack.probes import require_port
 
-    try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
-    except OSError as exc:
-        env = "CDR_" + setting.upper().replace(".", "__")
-        raise ServiceUnavailable(f"{service} is unreachable at {host}:{port} ({exc.strerror or exc})",
-                                 f"is the stack up? (cdr stack status); the port is {setting} ({env})") from None
+    env = "CDR_" + setting.upper().replace(".", "__")
+    require_port(service, host, port, f"is the stack up? (cdr stack status); the port is {setting} ({env})")
 
 
 @produce_app.callback(invoke_without_command=True)
