@@ -4,11 +4,20 @@ kernel environment, against the stack's warehouse and serving database."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+# Every notebook of the repository (the image carries them all, in /opt/cdr/notebooks): the warehouse
+# EDA, the speed layer and the serving layer, which reads the days the batch run published.
+NOTEBOOKS = sorted(path.name for path in (Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
-@pytest.mark.parametrize("notebook", ["01_warehouse_eda.ipynb", "02_speed_layer.ipynb"])
+
+def test_every_notebook_of_the_repository_is_executed():
+    assert {"01_warehouse_eda.ipynb", "02_speed_layer.ipynb", "03_serving_layer.ipynb"} <= set(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_jupyterlab_executes_the_notebook(batch_run, stream_run, notebook):
     out = f"/tmp/executed-{notebook}"
     done = batch_run.compose("exec", "-T", "-w", "/opt/cdr/notebooks", "jupyter", "jupyter", "nbconvert", "--to",
