@@ -2,9 +2,10 @@
 
 Each detector flags hourly (or per-event) evidence and merges an entity's flagged evidence of a
 day into one anomaly row: (scenario, entity_type, entity_id, window_start, window_end, score,
-method). Thresholds sit far from normal traffic and well inside the injected behaviour (see
-generator/scenarios.py and docs/batch.md#anomaly-detection); the robust methods compare a cell's
-hour with the same hour's baseline (median and MAD over cells, or over the cell's own hours).
+method). Every threshold and window is read from ``cdr.detection`` when a detector runs (the
+stream rules read the same definitions; each detector also takes its scenario's definition as
+an argument); the robust methods compare a cell's hour with the same hour's baseline (median and
+MAD over cells, or over the cell's own hours).
 """
 
 from __future__ import annotations
@@ -12,38 +13,15 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from cdr import detection
 from cdr.contract import SCENARIO_ENTITY
+from cdr.detection import (CellOutage, DataSpike, Definitions, ImeiCloning, ImpossibleTravel, SimBox, TrafficSurge,
+                           Wangiri)
 from cdr.geo import EARTH_RADIUS_KM
 
 COLUMNS = ("scenario", "entity_type", "entity_id", "window_start", "window_end", "score", "method", "date")
 
-SIM_BOX_CALLS_PER_HOUR = 30          # injected: 45-70 MO calls an hour; normal lines: a few
-SIM_BOX_MAX_IN_OUT_RATIO = 0.1       # a SIM box receives (almost) no calls
-WANGIRI_VICTIMS_PER_HOUR = 25        # injected: 90-140 distinct subscribers an hour
-DATA_SPIKE_BYTES_PER_DAY = 18e9      # injected: 20-80 GB in a few hours
-DATA_SPIKE_MIN_SESSIONS = 5          # injected: 8-14 huge sessions
-DATA_SPIKE_SESSION_BYTES = 2e9       # injected sessions: 2.6-6.6 GB; fixed lines (flat rate) are excluded
 RADIO = ("2G", "3G", "4G", "5G")
-# Between the centroids of the cells each SIM used that day. The generator puts a clone's home
-# ≥ 300 km from the owner's, but neighbour cells pull centroids closer (295 km on seed 7): 300
-# missed one clone in six. A SIM moved into another handset in the same town stays near 0.
-CLONE_DISTANCE_KM = 200
-TRAVEL_DISTANCE_KM = 400
-TRAVEL_MIN_HOPS = 3                  # injected: 6-8 events alternating between two far cells
-TRAVEL_NEIGHBOUR_FACTOR = 1.5        # a hop to the nearest other site is a handover, however far
-TRAVEL_MAX_MINUTES = 60
-OUTAGE_MIN_FAILURES = 4
-OUTAGE_MIN_RATIO = 0.5
-OUTAGE_MIN_Z = 5.0
-# Evidence from counts: the likelihood-ratio (G) statistic of the cell's failures against a
-# binomial at the other cells' rate that hour. G >= 25 is a chance below 1e-6 (chi-squared, 1 df),
-# small enough for the tens of thousands of cell-hours a month tests. (A quiet cell failing 4 of 7
-# calls at a 5 % base rate has G ~ 15: chance, seen in the demo; real outages fail 10 of 12 and
-# more, G > 30.) The normal approximation (a z-score) is far too generous in this tail.
-OUTAGE_MIN_G = 25.0
-OUTAGE_RATE_FLOOR = 0.01
-SURGE_MIN_EXTRA = 150                # injected: hundreds of extra events an hour
-SURGE_MIN_Z = 8.0
 
 
 def haversine_km(lat1: Column, lon1: Column, lat2: Column, lon2: Column) -> Column:
@@ -65,47 +43,54 @@ def _merge(flagged: DataFrame, scenario: str, method: str, entity: str, start: s
 
 
 def _plus_hour(col: str) -> Column:
+    """End of a feature_cell_hourly hour (the robust detectors' evidence is that table's hours)."""
     return F.col(col) + F.expr("INTERVAL 1 HOUR")
 
 
-def _hourly(df: DataFrame) -> DataFrame:
-    return df.withColumn("hour", F.date_trunc("hour", "start_time"))
+def _windowed(df: DataFrame, minutes: int) -> DataFrame:
+    """Tumbling event-time windows of ``minutes``, aligned as the stream rules' (from the epoch, UTC)."""
+    w = F.window("start_time", f"{minutes} minutes")
+    return df.withColumn("window_start", w["start"]).withColumn("window_end", w["end"])
 
 
-def sim_box(usage: DataFrame) -> DataFrame:
-    voice = _hourly(usage.filter(F.col("service") == "voice"))
+def sim_box(usage: DataFrame, d: SimBox | None = None) -> DataFrame:
+    d = d or detection.DEFINITIONS.sim_box
+    voice = usage.filter(F.col("service") == "voice")
     mo = F.col("direction") == "MO"
-    hourly = voice.filter(mo).groupBy("subscriber_key", "hour").agg(
+    windows = _windowed(voice.filter(mo), d.window_min).groupBy("subscriber_key", "window_start", "window_end").agg(
         F.count(F.lit(1)).alias("calls"), F.countDistinct("other_party_key").alias("callees"))
     daily = voice.groupBy("subscriber_key", F.to_date("start_time").alias("day")).agg(
         F.count(F.when(mo, 1)).alias("out"), F.count(F.when(~mo, 1)).alias("in"))
-    flagged = (hourly.filter((F.col("calls") >= SIM_BOX_CALLS_PER_HOUR) & (F.col("callees") >= 0.8 * F.col("calls")))
-               .withColumn("day", F.to_date("hour")).join(daily, ["subscriber_key", "day"])
-               .filter(F.col("in") <= SIM_BOX_MAX_IN_OUT_RATIO * F.col("out"))
-               .withColumn("end", _plus_hour("hour")).withColumn("score", F.col("calls").cast("double")))
+    flagged = (windows.filter((F.col("calls") >= d.min_mo_calls) & (F.col("callees") >= d.min_distinct_callees))
+               .withColumn("day", F.to_date("window_start")).join(daily, ["subscriber_key", "day"])
+               .filter(F.col("in") <= d.batch_max_in_out_ratio * F.col("out"))
+               .withColumn("score", F.col("calls").cast("double")))
     return _merge(flagged, "sim_box", "rule: outgoing calls/hour to distinct numbers, no incoming",
-                  "subscriber_key", "hour", "end")
+                  "subscriber_key", "window_start", "window_end")
 
 
-def wangiri(usage: DataFrame) -> DataFrame:
-    rings = _hourly(usage.filter((F.col("service") == "voice") & (F.col("direction") == "MT")
-                                 & F.col("other_party_international") & (F.col("call_result") == "no_answer")))
-    hourly = rings.groupBy("other_party_key", "hour").agg(F.countDistinct("subscriber_key").alias("victims"))
-    flagged = (hourly.filter(F.col("victims") >= WANGIRI_VICTIMS_PER_HOUR)
-               .withColumn("end", _plus_hour("hour")).withColumn("score", F.col("victims").cast("double")))
+def wangiri(usage: DataFrame, d: Wangiri | None = None) -> DataFrame:
+    d = d or detection.DEFINITIONS.wangiri
+    rings = _windowed(usage.filter((F.col("service") == "voice") & (F.col("direction") == "MT")
+                                   & F.col("other_party_international") & (F.col("call_result") == "no_answer")),
+                      d.window_min)
+    windows = rings.groupBy("other_party_key", "window_start", "window_end").agg(
+        F.countDistinct("subscriber_key").alias("victims"))
+    flagged = (windows.filter(F.col("victims") >= d.min_victims)
+               .withColumn("score", F.col("victims").cast("double")))
     return _merge(flagged, "wangiri", "rule: one foreign number rings many subscribers, unanswered",
-                  "other_party_key", "hour", "end")
+                  "other_party_key", "window_start", "window_end")
 
 
-def data_spike(usage: DataFrame) -> DataFrame:
+def data_spike(usage: DataFrame, d: DataSpike | None = None) -> DataFrame:
+    d = d or detection.DEFINITIONS.data_spike
     sessions = usage.filter((F.col("service") == "data") & F.col("access_technology").isin(*RADIO)
-                            & (F.col("bytes_total") >= DATA_SPIKE_SESSION_BYTES))
+                            & (F.col("bytes_total") >= d.min_session_bytes))
     big = sessions.withColumn("day", F.to_date("start_time"))
     per_day = big.groupBy("subscriber_key", "day").agg(F.sum("bytes_total").alias("day_bytes"),
                                                        F.count(F.lit(1)).alias("sessions"))
     flagged = (big.join(per_day, ["subscriber_key", "day"])
-               .filter((F.col("day_bytes") >= DATA_SPIKE_BYTES_PER_DAY)
-                       & (F.col("sessions") >= DATA_SPIKE_MIN_SESSIONS))
+               .filter((F.col("day_bytes") >= d.batch_min_day_bytes) & (F.col("sessions") >= d.batch_min_sessions))
                .withColumn("end", F.col("start_time") + F.make_interval(secs=F.col("duration_s")))
                .withColumn("score", F.col("day_bytes") / 1e9))
     return _merge(flagged, "data_spike", "rule: subscriber's daily volume in huge sessions (GB)",
@@ -118,17 +103,20 @@ def _located(usage: DataFrame, cells: DataFrame) -> DataFrame:
     return usage.join(F.broadcast(cells.select("cell_id", "latitude", "longitude", "nearest_site_km")), "cell_id")
 
 
-def imei_cloning(usage: DataFrame, cells: DataFrame) -> DataFrame:
+def imei_cloning(usage: DataFrame, cells: DataFrame, d: ImeiCloning | None = None) -> DataFrame:
+    d = d or detection.DEFINITIONS.imei_cloning
     ev = _located(usage.filter(F.col("imei_key").isNotNull() & F.col("imsi_key").isNotNull()), cells) \
         .withColumn("day", F.to_date("start_time"))
     per_sim = ev.groupBy("imei_key", "day", "imsi_key").agg(
         F.avg("latitude").alias("lat"), F.avg("longitude").alias("lon"), F.count(F.lit(1)).alias("n"),
         F.min("start_time").alias("first"), F.max("start_time").alias("last"))
+    per_sim = (per_sim.withColumn("sims", F.count(F.lit(1)).over(Window.partitionBy("imei_key", "day")))
+               .filter(F.col("sims") >= d.min_sims))
     a, b = per_sim.alias("a"), per_sim.alias("b")
     pairs = a.join(b, (F.col("a.imei_key") == F.col("b.imei_key")) & (F.col("a.day") == F.col("b.day"))
                    & (F.col("a.imsi_key") < F.col("b.imsi_key")))
     distance = haversine_km(F.col("a.lat"), F.col("a.lon"), F.col("b.lat"), F.col("b.lon"))
-    flagged = pairs.filter(distance > CLONE_DISTANCE_KM).select(
+    flagged = pairs.filter(distance > d.batch_min_distance_km).select(
         F.col("a.imei_key").alias("imei_key"),
         F.greatest("a.first", "b.first").alias("start"), F.least("a.last", "b.last").alias("end"),
         distance.alias("score"))
@@ -137,7 +125,8 @@ def imei_cloning(usage: DataFrame, cells: DataFrame) -> DataFrame:
                   "imei_key", "start", "end")
 
 
-def impossible_travel(usage: DataFrame, cells: DataFrame) -> DataFrame:
+def impossible_travel(usage: DataFrame, cells: DataFrame, d: ImpossibleTravel | None = None) -> DataFrame:
+    d = d or detection.DEFINITIONS.impossible_travel
     ev = _located(usage, cells)
     order = Window.partitionBy("subscriber_key").orderBy("start_time", "record_id")
     steps = (ev.select("subscriber_key", "record_id", "start_time", "latitude", "longitude", "nearest_site_km")
@@ -145,16 +134,16 @@ def impossible_travel(usage: DataFrame, cells: DataFrame) -> DataFrame:
              .withColumn("prev_lat", F.lag("latitude").over(order))
              .withColumn("prev_lon", F.lag("longitude").over(order))
              .withColumn("prev_nearest_km", F.lag("nearest_site_km").over(order)))
-    neighbourhood = TRAVEL_NEIGHBOUR_FACTOR * F.greatest("nearest_site_km", "prev_nearest_km")
+    neighbourhood = d.batch_neighbour_factor * F.greatest("nearest_site_km", "prev_nearest_km")
     minutes = (F.col("start_time").cast("double") - F.col("prev_time").cast("double")) / 60
     km = haversine_km(F.col("prev_lat"), F.col("prev_lon"), F.col("latitude"), F.col("longitude"))
     flagged = (steps.withColumn("km", km).withColumn("minutes", minutes)
-               .filter((F.col("km") > TRAVEL_DISTANCE_KM) & (F.col("km") > neighbourhood)
-                       & (F.col("minutes") <= TRAVEL_MAX_MINUTES))
+               .filter((F.col("km") >= d.min_distance_km) & (F.col("km") > neighbourhood)
+                       & (F.col("minutes") <= d.window_min))
                .withColumn("score", F.col("km") / F.greatest(F.col("minutes") / 60, F.lit(1 / 60))))
     hops = flagged.groupBy("subscriber_key", F.to_date("start_time").alias("day")).agg(F.count(F.lit(1)).alias("hops"))
     flagged = (flagged.withColumn("day", F.to_date("start_time")).join(hops, ["subscriber_key", "day"])
-               .filter(F.col("hops") >= TRAVEL_MIN_HOPS))
+               .filter(F.col("hops") >= d.batch_min_hops))
     return _merge(flagged, "impossible_travel", "rule: consecutive events too far apart in too little time (km/h)",
                   "subscriber_key", "prev_time", "start_time")
 
@@ -173,9 +162,10 @@ def binomial_g(k: Column, n: Column, p: Column) -> Column:
     return F.when(k > n * p, g).otherwise(F.lit(0.0))
 
 
-def cell_outage(cell_hours: DataFrame) -> DataFrame:
+def cell_outage(cell_hours: DataFrame, d: CellOutage | None = None) -> DataFrame:
     """Failed+dropped share of a cell's calls against the same hour's share over all cells (robust
     z), confirmed by the counts: the failures are improbable at the other cells' rate (G test)."""
+    d = d or detection.DEFINITIONS.cell_outage
     h = cell_hours.filter(F.col("call_attempts") > 0).withColumn(
         "failures", F.col("calls_failed") + F.col("calls_dropped")).withColumn(
         "ratio", F.col("failures") / F.col("call_attempts"))
@@ -186,34 +176,38 @@ def cell_outage(cell_hours: DataFrame) -> DataFrame:
     spread = h.groupBy("hour").agg(F.percentile_approx("dev", 0.5).alias("mad"))
     others_rate = F.greatest(
         (F.col("hour_failures") - F.col("failures")) / F.greatest(F.col("hour_attempts") - F.col("call_attempts"), F.lit(1)),
-        F.lit(OUTAGE_RATE_FLOOR))
+        F.lit(d.batch_rate_floor))
     scored = (h.join(spread, "hour")
-              .withColumn("score", _robust_z(F.col("ratio"), F.col("median"), F.col("mad"), 0.02))
+              .withColumn("score", _robust_z(F.col("ratio"), F.col("median"), F.col("mad"), d.batch_mad_floor))
               .withColumn("g", binomial_g(F.col("failures"), F.col("call_attempts"), others_rate)))
-    flagged = (scored.filter((F.col("failures") >= OUTAGE_MIN_FAILURES) & (F.col("ratio") >= OUTAGE_MIN_RATIO)
-                             & (F.col("score") >= OUTAGE_MIN_Z) & (F.col("g") >= OUTAGE_MIN_G))
+    flagged = (scored.filter((F.col("failures") >= d.batch_min_failures) & (F.col("ratio") >= d.batch_min_failed_share)
+                             & (F.col("score") >= d.batch_min_z) & (F.col("g") >= d.batch_min_g))
                .withColumn("end", _plus_hour("hour")))
     return _merge(flagged, "cell_outage", "robust z of failed+dropped share vs the same hour over all cells",
                   "cell_id", "hour", "end")
 
 
-def traffic_surge(cell_hours: DataFrame) -> DataFrame:
+def traffic_surge(cell_hours: DataFrame, d: TrafficSurge | None = None) -> DataFrame:
     """A cell's hourly events against its own baseline (median and MAD of its hours)."""
+    d = d or detection.DEFINITIONS.traffic_surge
     baseline = cell_hours.groupBy("cell_id").agg(F.percentile_approx("events", 0.5).alias("median"))
     h = cell_hours.join(baseline, "cell_id").withColumn("dev", F.abs(F.col("events") - F.col("median")))
     spread = h.groupBy("cell_id").agg(F.percentile_approx("dev", 0.5).alias("mad"))
     scored = h.join(spread, "cell_id").withColumn(
-        "score", _robust_z(F.col("events"), F.col("median"), F.col("mad"), 1.0))
-    flagged = (scored.filter((F.col("events") - F.col("median") >= SURGE_MIN_EXTRA) & (F.col("score") >= SURGE_MIN_Z))
+        "score", _robust_z(F.col("events"), F.col("median"), F.col("mad"), d.batch_mad_floor))
+    flagged = (scored.filter((F.col("events") - F.col("median") >= d.batch_min_extra_events)
+                             & (F.col("score") >= d.batch_min_z))
                .withColumn("end", _plus_hour("hour")))
     return _merge(flagged, "traffic_surge", "robust z of hourly events vs the cell's own hours",
                   "cell_id", "hour", "end")
 
 
-def detect_all(usage: DataFrame, cell_hours: DataFrame, cells: DataFrame) -> DataFrame:
+def detect_all(usage: DataFrame, cell_hours: DataFrame, cells: DataFrame, defs: Definitions | None = None) -> DataFrame:
     """Every detector's anomalies in one frame (the cdr_dw.anomalies rows of the days given)."""
-    frames = [sim_box(usage), wangiri(usage), data_spike(usage), imei_cloning(usage, cells),
-              impossible_travel(usage, cells), cell_outage(cell_hours), traffic_surge(cell_hours)]
+    defs = defs or detection.DEFINITIONS
+    frames = [sim_box(usage, defs.sim_box), wangiri(usage, defs.wangiri), data_spike(usage, defs.data_spike),
+              imei_cloning(usage, cells, defs.imei_cloning), impossible_travel(usage, cells, defs.impossible_travel),
+              cell_outage(cell_hours, defs.cell_outage), traffic_surge(cell_hours, defs.traffic_surge)]
     out = frames[0]
     for df in frames[1:]:
         out = out.unionByName(df)

@@ -5,33 +5,21 @@
 an event-time column ``event_time`` (a rowtime attribute in the streaming job, a plain
 TIMESTAMP(3) in batch tests). Each rule is a tumbling event-time window (window TVF: works in streaming and
 batch, and allows COUNT(DISTINCT)) per entity with a threshold; its output rows are alerts.
-The thresholds and why they are what they are: docs/streaming.md.
+Every threshold and window comes from ``cdr.detection`` (the batch detectors read the same
+definitions; why each value is what it is: docs/data-contract.md, "Detection definitions").
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pyflink.table import Table, TableEnvironment
+from cdr import detection
+from cdr.detection import Definitions
+from cdr.geo import EARTH_RADIUS_KM
 
-
-@dataclass(frozen=True)
-class Thresholds:
-    sim_box_mo_calls: int = 30  # MO calls per hour from one line ...
-    sim_box_distinct_called: int = 25  # ... to this many distinct numbers ...
-    sim_box_max_mt_calls: int = 2  # ... while it receives at most this many
-    outage_window_min: int = 15
-    outage_min_attempts: int = 8
-    outage_failed_share: float = 0.6  # failed + dropped share of voice attempts on the cell
-    surge_records_per_hour: int = 250  # voice + sms + data records on one radio cell
-    spike_window_min: int = 120
-    spike_session_bytes: int = 2_000_000_000  # a session this large is a "big" one ...
-    spike_big_sessions: int = 3  # ... and this many in the window is a spike
-    cloning_distinct_lines: int = 2  # SIMs seen with one IMEI in an hour
-    travel_km: float = 300.0  # spread of a line's cells within one hour, and more than ...
-    travel_reach_factor: float = 1.2  # ... this times the farthest its cells' neighbours are
-    wangiri_distinct_victims: int = 15  # unanswered MT calls from one foreign number per hour
+if TYPE_CHECKING:  # the SQL is built without PyFlink (tests/unit/test_scenario_definitions.py reads it)
+    from pyflink.table import Table, TableEnvironment
 
 
 FINDING_COLUMNS = ("scenario", "entity_type", "entity_id", "window_start", "window_end", "severity", "metrics",
@@ -62,60 +50,68 @@ FROM (
 ) WHERE {having}"""
 
 
-def rule_queries(events: str, th: Thresholds) -> dict[str, str]:
-    haversine = ("CAST(ROUND(2 * 6371.0 * ASIN(SQRT(POWER(SIN(RADIANS(MAX(latitude) - MIN(latitude)) / 2), 2)"
+def rule_queries(events: str, defs: Definitions | None = None) -> dict[str, str]:
+    """The SQL of each rule (scenario -> query over the view ``events``), with ``defs`` (default:
+    ``cdr.detection.DEFINITIONS``, read now)."""
+    d = defs or detection.DEFINITIONS
+    box, outage, surge, spike = d.sim_box, d.cell_outage, d.traffic_surge, d.data_spike
+    cloning, travel, wangiri = d.imei_cloning, d.impossible_travel, d.wangiri
+    haversine = (f"CAST(ROUND(2 * {EARTH_RADIUS_KM} * ASIN(SQRT("
+                 "POWER(SIN(RADIANS(MAX(latitude) - MIN(latitude)) / 2), 2)"
                  " + COS(RADIANS(MIN(latitude))) * COS(RADIANS(MAX(latitude)))"
                  " * POWER(SIN(RADIANS(MAX(longitude) - MIN(longitude)) / 2), 2))), 1) AS DOUBLE)")
     return {
         "sim_box": _rule(
-            "sim_box", "msisdn", "msisdn", "high", 60,
+            "sim_box", "msisdn", "msisdn", "high", box.window_min,
             "SUM(CASE WHEN direction = 'MO' THEN 1 ELSE 0 END) AS mo_calls, "
             "SUM(CASE WHEN direction = 'MT' THEN 1 ELSE 0 END) AS mt_calls, "
             "COUNT(DISTINCT CASE WHEN direction = 'MO' THEN other_party END) AS distinct_called",
             "record_type = 'voice'",
-            f"mo_calls >= {th.sim_box_mo_calls} AND distinct_called >= {th.sim_box_distinct_called}"
-            f" AND mt_calls <= {th.sim_box_max_mt_calls}",
+            f"mo_calls >= {box.min_mo_calls} AND distinct_called >= {box.min_distinct_callees}"
+            f" AND mt_calls <= {box.stream_max_mt_calls}",
             ["mo_calls", "mt_calls", "distinct_called"], events),
         "cell_outage": _rule(
-            "cell_outage", "cell", "cell_id", "critical", th.outage_window_min,
+            "cell_outage", "cell", "cell_id", "critical", outage.stream_window_min,
             "COUNT(*) AS attempts, SUM(CASE WHEN failed THEN 1 ELSE 0 END) AS failed_calls",
             "record_type = 'voice' AND mobile",
-            f"attempts >= {th.outage_min_attempts} AND failed_calls >= attempts * {th.outage_failed_share}",
+            f"attempts >= {outage.stream_min_attempts}"
+            f" AND failed_calls >= attempts * {outage.stream_min_failed_share}",
             ["attempts", "failed_calls"], events),
         "traffic_surge": _rule(
-            "traffic_surge", "cell", "cell_id", "medium", 60,
+            "traffic_surge", "cell", "cell_id", "medium", surge.stream_window_min,
             "COUNT(*) AS records",
             "mobile AND record_type IN ('voice', 'sms', 'data')",
-            f"records >= {th.surge_records_per_hour}", ["records"], events),
+            f"records >= {surge.stream_min_records}", ["records"], events),
         "data_spike": _rule(
-            "data_spike", "msisdn", "msisdn", "medium", th.spike_window_min,
-            f"SUM(CASE WHEN total_bytes >= {th.spike_session_bytes} THEN 1 ELSE 0 END) AS big_sessions, "
+            "data_spike", "msisdn", "msisdn", "medium", spike.stream_window_min,
+            f"SUM(CASE WHEN total_bytes >= {spike.min_session_bytes} THEN 1 ELSE 0 END) AS big_sessions, "
             "SUM(total_bytes) AS total_bytes_sum",
             "record_type = 'data' AND mobile",
-            f"big_sessions >= {th.spike_big_sessions}", ["big_sessions", "total_bytes_sum"], events),
+            f"big_sessions >= {spike.stream_min_big_sessions}", ["big_sessions", "total_bytes_sum"], events),
         "imei_cloning": _rule(
-            "imei_cloning", "imei", "imei", "high", 60,
+            "imei_cloning", "imei", "imei", "high", cloning.stream_window_min,
             "COUNT(DISTINCT msisdn) AS lines",
             "imei IS NOT NULL",
-            f"lines >= {th.cloning_distinct_lines}", ["lines"], events),
+            f"lines >= {cloning.min_sims}", ["lines"], events),
         "impossible_travel": _rule(
-            "impossible_travel", "msisdn", "msisdn", "medium", 60,
+            "impossible_travel", "msisdn", "msisdn", "medium", travel.window_min,
             f"{haversine} AS spread_km, CAST(ROUND(MAX(reach_km), 1) AS DOUBLE) AS reach_km",
             "latitude IS NOT NULL",
-            f"spread_km >= {th.travel_km} AND spread_km > reach_km * {th.travel_reach_factor}",
+            f"spread_km >= {travel.min_distance_km} AND spread_km > reach_km * {travel.stream_reach_factor}",
             ["spread_km", "reach_km"], events),
         "wangiri": _rule(
-            "wangiri", "msisdn", "other_party", "high", 60,
+            "wangiri", "msisdn", "other_party", "high", wangiri.window_min,
             "COUNT(DISTINCT msisdn) AS victims",
             "record_type = 'voice' AND direction = 'MT' AND other_foreign AND NOT answered",
-            f"victims >= {th.wangiri_distinct_victims}", ["victims"], events),
+            f"victims >= {wangiri.min_victims}", ["victims"], events),
     }
 
 
-def detect(t_env: TableEnvironment, events: Table, th: Thresholds = Thresholds()) -> Table:
-    """Findings of every rule (columns FINDING_COLUMNS, entities as in ``events``), one UNION ALL."""
+def detect(t_env: TableEnvironment, events: Table, defs: Definitions | None = None) -> Table:
+    """Findings of every rule (columns FINDING_COLUMNS, entities as in ``events``), one UNION ALL;
+    ``defs`` as in ``rule_queries``."""
     name = _register(t_env, events)
-    return t_env.sql_query("\nUNION ALL\n".join(rule_queries(name, th).values()))
+    return t_env.sql_query("\nUNION ALL\n".join(rule_queries(name, defs).values()))
 
 
 def alerts(t_env: TableEnvironment, findings: Table, published_entity: str = "entity_id") -> Table:
