@@ -19,6 +19,10 @@ BENCH_CDRS       ?= 5000000
 # Speed-layer demo: one day of CDRs in about two minutes (a day is 86,400 s of event time)
 DEMO_STREAM_RATE  ?= 20000
 DEMO_STREAM_CLOCK ?= accelerated:720
+# The streamed day follows the batched ones (the generator's default first day is 2025-12-28), and
+# the stream goes on for an hour past it so that the jobs close every window of the day.
+DEMO_STREAM_DAY   ?= 2025-12-31
+DEMO_STREAM_UNTIL ?= 2026-01-01T01:00
 # Tests that need the real services are marked `stack`; STACK_TESTS=0 skips them.
 PYTEST_ARGS ?=
 
@@ -133,26 +137,39 @@ demo-compose: ## The demo on the container stack (make up first): dataset, batch
 	$(COMPOSE_CMD) stop producer
 	$(CDR_IN_CONTAINER) stream reset --yes
 	$(CDR_IN_CONTAINER) stream start --subscribers $(DEMO_SUBSCRIBERS)
-	$(CDR_IN_CONTAINER) produce --days 1 --subscribers $(DEMO_SUBSCRIBERS) --rate $(DEMO_STREAM_RATE) --clock $(DEMO_STREAM_CLOCK)
+	$(CDR_IN_CONTAINER) produce --start $(DEMO_STREAM_DAY) --days 2 --until $(DEMO_STREAM_UNTIL) --subscribers $(DEMO_SUBSCRIBERS) --rate $(DEMO_STREAM_RATE) --clock $(DEMO_STREAM_CLOCK)
 	$(CDR_IN_CONTAINER) stream score --wait 300
 	$(CDR_IN_CONTAINER) stream status
+	$(CDR_IN_CONTAINER) stream tables --wait 300
+	$(CDR_IN_CONTAINER) serving status
+	$(CDR_IN_CONTAINER) batch run --from-bronze --date $(DEMO_STREAM_DAY)
+	$(CDR_IN_CONTAINER) serving reconcile --date $(DEMO_STREAM_DAY)
+	$(CDR_IN_CONTAINER) serving incidents --date $(DEMO_STREAM_DAY)
+	$(CDR_IN_CONTAINER) serving status
 
 # --- the main job -------------------------------------------------------------------------------
 
+# The batch publishes its days to the serving layer; the streamed day is read from the speed layer
+# until the batch reaches it (from the stream's bronze landing), then reconciled between the two.
 .PHONY: demo
-demo: up-local ## Start the stack, generate a labelled dataset, run the batch, stream a day with scenarios, score both
+demo: up-local ## Start the stack, batch a labelled dataset, stream the next day, score both, merge and reconcile the layers
 	$(CDR) generate --out $(DEMO_OUT) --subscribers $(DEMO_SUBSCRIBERS) --days $(DEMO_DAYS) --overwrite
 	$(CDR) batch run --input $(DEMO_OUT) --dev-key
 	$(CDR) batch tables
 	$(CDR) batch score --labels $(DEMO_OUT) --dev-key
 	$(CDR) stream reset --yes
 	$(CDR) stream start --dev-key --subscribers $(DEMO_SUBSCRIBERS)
-	$(CDR) produce --days 1 --subscribers $(DEMO_SUBSCRIBERS) --rate $(DEMO_STREAM_RATE) --clock $(DEMO_STREAM_CLOCK)
+	$(CDR) produce --start $(DEMO_STREAM_DAY) --days 2 --until $(DEMO_STREAM_UNTIL) --subscribers $(DEMO_SUBSCRIBERS) --rate $(DEMO_STREAM_RATE) --clock $(DEMO_STREAM_CLOCK)
 	$(CDR) stream score --dev-key --wait 300
 	$(CDR) stream status
 	$(CDR) stream tables --wait 300
 	$(CDR) stream compact
 	$(CDR) stream tables
+	$(CDR) serving status
+	$(CDR) batch run --from-bronze --date $(DEMO_STREAM_DAY) --dev-key
+	$(CDR) serving reconcile --date $(DEMO_STREAM_DAY)
+	$(CDR) serving incidents --date $(DEMO_STREAM_DAY)
+	$(CDR) serving status
 
 .PHONY: bi
 bi: setup ## Start the local stack with Superset on 127.0.0.1:8088 and the dashboards of the repository (docs/bi.md)
@@ -233,6 +250,10 @@ bench-compaction: up-local ## Full scans of a bronze day landed in 2,880 files a
 .PHONY: bench-batch
 bench-batch: $(CORE)/.installed ## Batch chain time and records/s for 1 M and 10 M CDRs against a Spark copy baseline
 	$(PY) -m batch.bench --cdrs 1000000 --cdrs 10000000
+
+.PHONY: bench-serving
+bench-serving: $(CORE)/.installed ## Serving layer (after make demo): publish vs plain Spark JDBC write; merged-view query p50/p95, demo and 10x rows
+	$(PY) -m serving.bench
 
 .PHONY: bench-stack
 bench-stack: setup ## Cold start time of the local stack and idle memory per service

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from cdr.contract import CELLS, RECORD_TYPES, SUBSCRIBERS
 from cdr.errors import BadInput, DataLoss
 from cdr.profile import Profile
+from cdr.settings import get_settings
 from cdr.validation import rules_for
 
 from batch import anomalies, dims, facts, features, io, marts
@@ -30,7 +31,7 @@ from batch.validate import clean_records, quarantine_records, reconciliation, ta
 FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "json": "jsonl"}
 # What the chain needs of its Spark session (batch.cli's session, the benchmark's and the tests').
 SPARK_CONF = {**ARROW_CONF, **io.WRITE_CONF}
-STEPS = ("land", "validate", "dims", "facts", "features", "anomalies", "marts")
+STEPS = ("land", "validate", "dims", "facts", "features", "anomalies", "marts", "publish")
 LANDED = "landed_date"
 # cdr_ops.reconciliation (the columns of validate.reconciliation).
 RECONCILIATION_SCHEMA = ("batch_id string, record_type string, records_in bigint, clean bigint, quarantined bigint, "
@@ -319,15 +320,26 @@ def build_marts(ctx: BatchContext) -> None:
     ctx.log(f"marts: built and exported to {zones.analytics}/exports")
 
 
+def publish(ctx: BatchContext) -> None:
+    """The days' serving views into PostgreSQL, each day swapped in atomically (serving.publish)."""
+    from serving.publish import publish as publish_days
+
+    zones = ctx.zones
+    publish_days(lambda db, table: ctx.spark.table(f"{zones.db(db)}.{table}"), ctx.dates, get_settings(),
+                 log=ctx.log)
+
+
 STEP_FUNCTIONS: dict[str, Callable[[BatchContext], None]] = {
     "land": land, "validate": validate, "dims": load_dims, "facts": load_facts, "features": load_features,
-    "anomalies": detect, "marts": build_marts,
+    "anomalies": detect, "marts": build_marts, "publish": publish,
 }
 
 
 def run(ctx: BatchContext, step: str | None = None) -> None:
-    """Every step in order (or one), timed into ``ctx.step_seconds``."""
-    for name in ([step] if step else STEPS):
+    """Every step in order (or one), timed into ``ctx.step_seconds``; the chain ends by publishing
+    its days to the serving layer unless settings [serving] publish_after_batch is off."""
+    chain = [s for s in STEPS if s != "publish" or get_settings().serving.publish_after_batch]
+    for name in ([step] if step else chain):
         t0 = time.perf_counter()
         STEP_FUNCTIONS[name](ctx)
         ctx.step_seconds[name] = time.perf_counter() - t0

@@ -29,6 +29,7 @@ def _mount() -> None:
     from batch.cli import app as batch_app
     from cdr.contract_cli import app as contract_app
     from generator.cli import generate
+    from serving.cli import app as serving_app
     from stack.cli import app as stack_app
     from streaming.cli import produce_app, stream_app, topics_app
 
@@ -39,6 +40,7 @@ def _mount() -> None:
     app.add_typer(topics_app, name="topics", help="Kafka topics of the speed layer (declared in configuration).")
     app.add_typer(produce_app, name="produce", help="Stream CDRs (or subscriber profiles) into Kafka.")
     app.add_typer(stream_app, name="stream", help="Speed layer: Flink jobs on the local cluster, scoring.")
+    app.add_typer(serving_app, name="serving", help="Serving layer: batch and speed views merged in PostgreSQL.")
 
 
 @app.callback(invoke_without_command=True)

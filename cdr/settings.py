@@ -134,6 +134,15 @@ class BronzeSettings(BaseModel):
 
 class DetectionSettings(BaseModel):
     checkpoint_interval_s: int
+    source_idle_timeout_s: int = Field(ge=1)
+
+
+class ServingSettings(BaseModel):
+    """The serving layer (serving/, docs/serving.md): the merged views in PostgreSQL's serving_db."""
+
+    publish_after_batch: bool
+    speed_retention_hours: float = Field(ge=0)
+    reconcile_tolerance: float = Field(ge=0, le=1)
 
 
 class TopicSettings(BaseModel):
@@ -166,6 +175,7 @@ class Settings(BaseSettings):
     topics: TopicSettings
     bronze: BronzeSettings
     detection: DetectionSettings
+    serving: ServingSettings
 
     @property
     def bronze_uri(self) -> str:

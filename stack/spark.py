@@ -46,6 +46,9 @@ def spark_conf(settings: Settings | None = None) -> dict[str, str]:
         "spark.hadoop.dfs.replication": str(hdfs.replication),
         # The JVM's classpath is fixed at launch, so the JDBC driver goes on it there.
         "spark.driver.extraClassPath": f"{metastore_driver}/*",
+        # Executors write the serving layer's views over JDBC (serving.publish); on a cluster they
+        # find the same jars at the same place (one image).
+        "spark.executor.extraClassPath": f"{metastore_driver}/*",
         "spark.driver.bindAddress": ip,
         "spark.driver.host": ip,
     }

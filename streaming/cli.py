@@ -73,6 +73,14 @@ def _day(value: str, option: str) -> dt.date:
         raise BadInput(f"{option} must be a date YYYY-MM-DD (got {value!r})") from None
 
 
+def _event_time_us(value: str, option: str) -> int:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{option} must be a time YYYY-MM-DDTHH:MM (UTC) (got {value!r})") from None
+    return int(moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp() * 1_000_000)
+
+
 def _positive(value: float | None, option: str, what: str) -> None:
     if value is not None and not 0 < value < float("inf"):
         raise BadInput(f"{option} must be a positive number of {what} (got {value:g})")
@@ -96,6 +104,8 @@ def produce(
     from_dataset: Path = typer.Option(None, "--from-dataset", help="Replay a dataset written by cdr generate."),
     subscribers: int = typer.Option(20_000, help="Live mode: population size."),
     days: int = typer.Option(7, help="Live mode: days of traffic to generate at most."),
+    until: str = typer.Option(None, help="Stop before this event time (YYYY-MM-DDTHH:MM, UTC): e.g. an hour past "
+                                         "the last day, so that the jobs close every window of that day."),
     start: str = typer.Option("2025-12-28", help="Live mode: first day (YYYY-MM-DD)."),
     seed: int = typer.Option(42, help="Live mode: master seed."),
     defect_rate: float = typer.Option(0.0, help="Live mode: share of records given a data-quality defect."),
@@ -117,6 +127,7 @@ def produce(
     from cdr.settings import get_settings
     from streaming.producer import Metrics, Pacing, make_producer, prefetch, require_delivered, send
     from streaming.source import TYPES, DatasetSource, LiveOptions, LiveSource, streamed_labels, write_labels
+    from streaming.source import until as until_event
     from streaming.topics import cdr_topics
 
     # Input first (exit 2), then the cluster (exit 3), then the slow part: building the population.
@@ -128,6 +139,7 @@ def produce(
         pacing = Pacing(rate, Pacing.parse_clock(clock))
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+    end_us = _event_time_us(until, "--until") if until else None
     settings = get_settings()
     topics = cdr_topics(settings)  # BadInput naming the setting of a name Kafka would refuse
     options = None
@@ -150,7 +162,8 @@ def produce(
                 if p.last_event_us else "-"
             live.update(f"sent {p.sent:,} · {p.rate:,.0f}/s · acknowledged {p.delivered:,} · "
                         f"errors {p.errors:,} · event time {event}")
-        prog = send(settings, prefetch(source.batches()), pacing, count=count, duration_s=duration,
+        batches = source.batches() if end_us is None else until_event(source.batches(), end_us)
+        prog = send(settings, prefetch(batches), pacing, count=count, duration_s=duration,
                     metrics=m, on_tick=tick, stop=stop, producer=producer)
     labels = streamed_labels(source.labels, prog.last_event_us)
     write_labels(labels, labels_out)

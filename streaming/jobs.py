@@ -42,7 +42,6 @@ JOBS = {
     "detection": JobSpec("cdr-detection", REPO_ROOT / "streaming" / "flink" / "detection_job.py", True, "detection",
                          cdr_topic_names),
 }
-SERVING_SQL = Path(__file__).with_name("serving.sql")
 
 
 @dataclass(frozen=True)
@@ -101,11 +100,10 @@ def truncate_serving_tables(settings: Settings) -> None:
 
 
 def apply_serving_schema(settings: Settings) -> None:
-    import psycopg
+    """The speed layer's tables and the serving layer's schema over them (serving/schema.sql)."""
+    from serving.store import apply_schema
 
-    pg = settings.postgres
-    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
-        conn.execute(SERVING_SQL.read_text())
+    apply_schema(settings)
 
 
 def write_cells(table, path: Path, neighbours: int) -> Path:
@@ -189,6 +187,8 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
         os.close(fd)
         args += ["--key-file", key_path]
     args += ["--checkpoint-interval", f"{getattr(settings, spec.settings_section).checkpoint_interval_s} s"]
+    if job == "detection":
+        args += ["--idle-timeout", f"{settings.detection.source_idle_timeout_s} s"]
     env = {**os.environ, **client_env(settings), "PYTHONPATH": str(REPO_ROOT)}
     try:
         proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout_s)

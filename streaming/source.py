@@ -186,6 +186,17 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.table(cols)
 
 
+def until(batches: Iterator[Batch], end_us: int) -> Iterator[Batch]:
+    """The batches' messages sent before ``end_us`` (event time, µs since the epoch); stops there."""
+    for batch in batches:
+        keep = int(np.searchsorted(batch.event_us, end_us))
+        if keep < len(batch):
+            if keep:
+                yield Batch(batch.type_index[:keep], batch.keys[:keep], batch.values[:keep], batch.event_us[:keep])
+            return
+        yield batch
+
+
 def streamed_labels(labels: pa.Table, last_event_us: int | None) -> pa.Table:
     """Scenario labels whose window was fully streamed (the ground truth of this run)."""
     if last_event_us is None or labels.num_rows == 0:

@@ -107,6 +107,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--group-id", default=JOB_NAME)
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--checkpoint-interval", required=True, help="e.g. '10 s' (settings: checkpoint_interval_s)")
+    parser.add_argument("--idle-timeout", default="60 s", help="e.g. '60 s' (settings: source_idle_timeout_s)")
     args = parser.parse_args(argv)
     key_file = Path(args.key_file)
     key = key_file.read_bytes()
@@ -115,10 +116,8 @@ def main(argv: list[str]) -> None:
     from streaming.flink import streaming_environment
 
     t_env = streaming_environment(JOB_NAME, args.parallelism, args.checkpoint_interval, **{
-        # A partition with nothing to read (all of it consumed before a restore) must not hold the
-        # watermark back for ever; but a short timeout declares partitions stalled by a leader change
-        # idle while a backlog is read, the watermark runs ahead and their records are dropped as late.
-        "table.exec.source.idle-timeout": "60 s",
+        # How long an empty partition holds the watermark back: settings [detection] source_idle_timeout_s.
+        "table.exec.source.idle-timeout": args.idle_timeout,
         # Python sees a few rows a second (alerts, counts): flush them at once.
         "python.fn-execution.bundle.time": "100",
         # An alert crosses several exchanges (source -> window aggregations -> alerts -> Python ->

@@ -25,7 +25,7 @@ _spec.loader.exec_module(compose)
 # The dataset of this suite (in the stack's datasets volume): small, so that the suite stays within CI's budget.
 DATASET = "data/compose-e2e"
 SUBSCRIBERS = 2000
-DAYS = 2
+DAYS = 1
 STREAM_SUBSCRIBERS = 2000
 
 

@@ -1,9 +1,8 @@
 """The batch chain on the real local stack: HDFS zones, Hive tables in the shared metastore,
 queried with PyHive through the Spark Thrift Server, scored against the generator's labels.
 
-One labelled dataset is generated and run through `cdr batch run` (a separate Spark application,
-as in production) into its own root folder and database prefix, so the shared `cdr_dw` is not
-touched; the tests then query and score it.
+The labelled dataset and its `cdr batch run` are the session's ``batch_layer``
+(tests/integration/conftest.py), in their own root folder and database prefix.
 """
 
 from __future__ import annotations
@@ -11,40 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from cdr.contract import RECORD_TYPES, SCENARIOS
+from tests.integration.conftest import BATCH_DAYS as DAYS
+from tests.integration.conftest import BATCH_PREFIX as PREFIX
+from tests.integration.conftest import BATCH_START as START
+from tests.integration.conftest import cdr as _cdr
 from tests.integration.thrift import query
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark]
-START = dt.date(2026, 1, 5)
-DAYS = 2
-PREFIX = "it_"
-
-
-def _cdr(*args: str, timeout: int = 900) -> str:
-    env = dict(os.environ, CDR_DEV_PSEUDONYM_KEY="1")
-    cdr = Path(sys.executable).parent / "cdr"
-    done = subprocess.run([str(cdr), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
-def run(local_stack, tmp_path_factory):
-    from generator.dataset import GenerateOptions, generate_dataset
-
-    data = generate_dataset(GenerateOptions(out=tmp_path_factory.mktemp("batch-it") / "ds", subscribers=3000,
-                                            days=DAYS, start=START, seed=42)).out
-    root = f"{local_stack.settings.hdfs.uri}/cdr-it/batch-{uuid.uuid4().hex[:8]}"
-    log = _cdr("batch", "run", "--input", str(data), "--dev-key", "--root", root, "--db-prefix", PREFIX)
-    return {"data": data, "root": root, "log": log}
+def run(batch_layer):
+    return {"data": batch_layer.data, "root": batch_layer.root, "log": batch_layer.log}
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +37,6 @@ def spark(run):
 
     spark = session("batch-it", extra_conf={**spark_conf(), "spark.sql.shuffle.partitions": "4"})
     yield spark
-    from batch.io import remove
-
-    for db in ("cdr_raw", "cdr_clean", "cdr_ops", "cdr_dw"):
-        spark.sql(f"DROP DATABASE IF EXISTS {PREFIX}{db} CASCADE")
-    remove(spark, run["root"])
     spark.stop()
 
 
@@ -177,7 +154,6 @@ def _figures(cell) -> int:
     return sum("image/png" in o.get("data", {}) for o in cell.outputs)
 
 
-@pytest.mark.usefixtures("spark")  # its teardown drops the it_ databases, also when this test runs alone
 def test_warehouse_notebook_runs_against_the_prefixed_databases(run):
     import re
 

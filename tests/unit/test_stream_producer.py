@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from streaming.producer import Pacing
-from streaming.source import TYPES, LiveOptions, LiveSource, merge_day, streamed_labels
+from streaming.source import TYPES, Batch, LiveOptions, LiveSource, merge_day, streamed_labels, until
 
 
 def test_pacing_holds_the_rate_and_the_clock():
@@ -226,3 +226,14 @@ def test_topic_names_kafka_would_refuse_name_their_setting(section, value, setti
     settings = base.model_copy(update={"topics": base.topics.model_copy(update={section: value})})
     with pytest.raises(BadInput, match=setting.replace(".", r"\.")):
         declared_topics(settings)
+
+
+def test_until_stops_before_the_event_time_given():
+    def batch(times):
+        n = len(times)
+        return Batch(np.zeros(n, np.int8), [b"k"] * n, [f"v{t}".encode() for t in times], np.array(times, np.int64))
+
+    kept = list(until(iter([batch([1, 2, 3]), batch([4, 5, 6]), batch([7, 8])]), 5))
+    assert [list(b.event_us) for b in kept] == [[1, 2, 3], [4]]
+    assert kept[1].values == [b"v4"]
+    assert list(until(iter([batch([5, 6])]), 5)) == []

@@ -1,0 +1,227 @@
+"""The serving layer end to end on the local stack: the session's batched days (``batch_layer``),
+the second of them streamed through the detection job, merged; then the streamed day published
+by the batch while a reader queries; the layers reconciled; incidents merged.
+
+The batch publishes both its days when it runs; this module takes the second day back out of the
+batch views first (`cdr serving unpublish`), as if the batch had not reached it yet, and streams
+it from the dataset's files on topics of its own. Its days are the batch fixture's (2026-01-05/06),
+which no other module streams.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from cdr.contract import RECORD_TYPES
+from cdr.pseudonym import DEVELOPMENT_KEY, pseudonymise
+from tests.integration.conftest import cdr
+
+pytestmark = [pytest.mark.stack]
+
+
+def _generated(data, day: dt.date) -> dict[str, tuple[int, int]]:
+    """Per record type, the dataset's records of ``day`` and its labelled defects (duplicates apart)."""
+    import json
+
+    import pyarrow.dataset as ds
+
+    manifest = json.loads((data / "manifest.json").read_text())
+    defects = ds.dataset(data / "labels" / "defects.parquet").to_table().to_pylist()
+    stamp = day.strftime("%Y%m%d")
+    labelled = Counter((d["record_type"], d["defect"] == "duplicate") for d in defects if stamp in d["record_id"])
+    return {rt: (manifest["rows"][rt][str(day)], labelled[rt, False], labelled[rt, True]) for rt in RECORD_TYPES}
+
+
+def _records_per_day(conn, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str], tuple[str, int]]:
+    """(day, service) -> (source, records) of the merged service-hour view, in one statement."""
+    rows = conn.execute(
+        "SELECT hour_start::DATE, service, string_agg(DISTINCT source, ','), sum(records)::BIGINT"
+        " FROM serving.service_hour WHERE hour_start >= %s AND hour_start < %s GROUP BY 1, 2",
+        (first, last + dt.timedelta(days=1))).fetchall()
+    return {(day, service): (source, records) for day, service, source, records in rows}
+
+
+@pytest.fixture(scope="module")
+def layers(batch_layer, local_stack, tmp_path_factory):
+    """Day 1 published by the batch, day 2 streamed (and closed by a first hour of day 3)."""
+    import pyarrow.dataset as ds
+
+    from cdr.settings import get_settings
+    from serving import store
+    from streaming import jobs
+    from streaming.producer import Pacing, send
+    from streaming.source import DatasetSource, LiveOptions, LiveSource, until
+    from streaming.topics import admin_client, apply_topics, declared_topics
+
+    first, streamed = batch_layer.dates
+    cdr("serving", "unpublish", "--date", str(streamed))
+    run = uuid.uuid4().hex[:8]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CDR_TOPICS__PREFIX", f"it-{run}.cdr.")
+        env.setenv("CDR_TOPICS__DEAD_LETTER", f"it-{run}.cdr.dead-letter")
+        env.setenv("CDR_TOPICS__SUBSCRIBERS", f"it-{run}.cdr.subscribers")
+        env.setenv("CDR_DETECTION__SOURCE_IDLE_TIMEOUT_S", "15")  # closes the day's last windows sooner
+        get_settings.cache_clear()
+        settings = get_settings()
+        state_file = settings.stack.home_dir / "flink" / "stream-jobs.json"
+        saved_state = state_file.read_text() if state_file.exists() else None
+        try:
+            with store.connect(settings, autocommit=True) as conn:  # a previous run's rows of these days
+                for table in ("kpi_cell_minute", "kpi_service_minute"):
+                    conn.execute(f"DELETE FROM {table} WHERE minute_start >= %s AND minute_start < %s",
+                                 (streamed, streamed + dt.timedelta(days=2)))
+            apply_topics(settings)
+            cells = jobs.write_cells(ds.dataset(batch_layer.data / "cells").to_table(),
+                                     tmp_path_factory.mktemp("serving") / "cells.parquet", 6)
+            replay = list(DatasetSource(batch_layer.data).batches())[1:]  # the streamed day
+            # The first hour of the next day moves the watermark past the streamed day's end, so
+            # every window of the day closes (a stream that ends leaves its last windows open).
+            after = LiveSource(LiveOptions(subscribers=200, days=1, start=streamed + dt.timedelta(days=1),
+                                           scenarios=())).batches()
+            end = dt.datetime.combine(streamed + dt.timedelta(days=1), dt.time(), dt.UTC)
+            closing = until(after, int((end + dt.timedelta(hours=1)).timestamp() * 1_000_000))
+            sent = send(settings, itertools.chain(replay, closing), Pacing(rate=None))
+            assert sent.errors == 0
+            # Started once the topics hold the whole stream: a job that waits on empty partitions
+            # declares them idle, and a burst then arriving on some partitions first moves the
+            # watermark past the others' records, which its windows drop as late.
+            jobs.stop(settings, "detection", savepoint=False)
+            jobs.start(settings, "detection", DEVELOPMENT_KEY, cells, fresh=True)
+            deadline = time.monotonic() + 420
+            with store.connect(settings, autocommit=True) as conn:
+                while not conn.execute("SELECT 1 FROM kpi_service_minute WHERE minute_start >= %s LIMIT 1",
+                                       (end.replace(tzinfo=None),)).fetchone():
+                    assert time.monotonic() < deadline, "the detection job never closed the streamed day"
+                    time.sleep(5)
+            yield {"first": first, "streamed": streamed, "settings": settings, "batch": batch_layer}
+        finally:
+            jobs.stop(settings, "detection", savepoint=False)
+            if saved_state is None:
+                state_file.unlink(missing_ok=True)
+            else:
+                state_file.write_text(saved_state)
+            admin = admin_client(settings)
+            for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
+                done.result()
+    get_settings.cache_clear()
+
+
+def test_the_merged_views_read_the_published_day_from_the_batch_and_the_next_from_the_stream(layers):
+    """Generated totals exactly: the batch day without its quarantined records and duplicates,
+    the streamed day without its invalid records (the stream keeps duplicates: the batch counts them)."""
+    from serving import store
+
+    first, streamed = layers["first"], layers["streamed"]
+    with store.connect(layers["settings"]) as conn:
+        merged = _records_per_day(conn, first, streamed)
+    for day, source in ((first, "batch"), (streamed, "speed")):
+        for rt, (records, invalid, duplicates) in _generated(layers["batch"].data, day).items():
+            kept = records - invalid - (duplicates if source == "batch" else 0)
+            assert merged[day, rt] == (source, kept), (day, rt, records, invalid, duplicates)
+    assert {day for day, _ in merged} == {first, streamed}
+
+
+def test_publishing_the_streamed_day_switches_it_to_the_batch_without_a_gap_or_a_double_count(layers):
+    """A reader queries the merged view in a loop while the batch publishes the streamed day:
+    every answer reads the day from exactly one layer, with that layer's totals."""
+    from serving import store
+
+    first, streamed = layers["first"], layers["streamed"]
+    generated = _generated(layers["batch"].data, streamed)
+    speed = {rt: ("speed", n - bad) for rt, (n, bad, _) in generated.items()}
+    batch = {rt: ("batch", n - bad - dup) for rt, (n, bad, dup) in generated.items()}
+    seen, stop = Counter(), threading.Event()
+
+    def read() -> None:
+        with store.connect(layers["settings"]) as conn:
+            while not stop.is_set():
+                day = {rt: v for (d, rt), v in _records_per_day(conn, streamed, streamed).items()}
+                seen["speed" if day == speed else "batch" if day == batch else repr(day)] += 1
+                conn.rollback()  # a new snapshot for each query
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        cdr("serving", "publish", "--date", str(streamed), *layers["batch"].cdr_args())
+        time.sleep(1)
+    finally:
+        stop.set()
+        reader.join()
+    assert set(seen) == {"speed", "batch"}, seen  # never a mix, never anything else
+    with store.connect(layers["settings"]) as conn:
+        assert {rt: v for (d, rt), v in _records_per_day(conn, first, streamed).items() if d == streamed} == batch
+        assert store.published_days(conn).keys() >= {first, streamed}
+
+
+def _publish(layers) -> None:
+    """The streamed day published (the switch test does it; alone, this test does)."""
+    from serving import store
+
+    with store.connect(layers["settings"]) as conn:
+        if layers["streamed"] not in store.published_days(conn):
+            cdr("serving", "publish", "--date", str(layers["streamed"]), *layers["batch"].cdr_args())
+
+
+def test_the_reconciliation_of_a_streamed_and_batched_day_balances_and_catches_a_difference(layers):
+    from serving import store
+
+    _publish(layers)
+    day = str(layers["streamed"])
+    report = cdr("serving", "reconcile", "--date", day)
+    assert "unexplained difference" not in report and report.count("balanced") >= len(RECORD_TYPES), report
+    with store.connect(layers["settings"]) as conn:
+        rows = dict(conn.execute("SELECT record_type, verdict FROM serving.layer_reconciliation WHERE day = %s",
+                                 (layers["streamed"],)).fetchall())
+    assert rows == {rt: "balanced" for rt in RECORD_TYPES}
+
+    # Records the batch saw and the stream did not: a minute of the stream's counts lost.
+    with store.connect(layers["settings"]) as conn:
+        lost = conn.execute("DELETE FROM kpi_service_minute WHERE service = 'voice' AND minute_start = ("
+                            " SELECT min(minute_start) FROM kpi_service_minute WHERE service = 'voice'"
+                            " AND minute_start >= %s) RETURNING minute_start, records, answered, dropped_or_failed,"
+                            " data_bytes", (layers["streamed"],)).fetchone()
+        conn.commit()
+    try:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        done = subprocess.run([str(Path(sys.executable).parent / "cdr"), "serving", "reconcile", "--date", day],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 4, done
+        assert "disagree" in done.stderr and "voice" in done.stderr
+        assert f"{-lost[1]:,}" in done.stdout and "unexplained difference" in done.stdout
+    finally:
+        with store.connect(layers["settings"]) as conn:
+            conn.execute("INSERT INTO kpi_service_minute VALUES ('voice', %s, %s, %s, %s, %s)", lost)
+            conn.commit()
+
+
+def test_every_labelled_scenario_of_the_streamed_day_is_one_incident_confirmed_by_both_layers(layers):
+    import pyarrow.dataset as ds
+
+    from serving import store
+
+    _publish(layers)
+    day = layers["streamed"]
+    labels = [s for s in ds.dataset(layers["batch"].data / "labels" / "scenarios.parquet").to_table().to_pylist()
+              if s["start_time"].date() == day]
+    assert len({s["scenario"] for s in labels}) >= 5, labels
+    with store.connect(layers["settings"]) as conn:
+        incidents = conn.execute("SELECT scenario, entity_id, status, stream_alerts FROM serving.incidents"
+                                 " WHERE day = %s", (day,)).fetchall()
+    by_entity = Counter((scenario, entity) for scenario, entity, _, _ in incidents)
+    for label in labels:
+        entity = label["entity_id"] if label["entity_type"] == "cell" else pseudonymise(label["entity_id"],
+                                                                                       DEVELOPMENT_KEY)
+        key = (label["scenario"], entity)
+        assert by_entity[key] == 1, (label, [i for i in incidents if i[0] == label["scenario"]])
+        [status] = [i[2] for i in incidents if (i[0], i[1]) == key]
+        assert status == "confirmed", (label, status)
