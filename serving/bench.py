@@ -77,9 +77,9 @@ def _copy_scaled(conn, days: list[dt.date], copies: int) -> list[dt.date]:
                         " answered, dropped_or_failed, sms, data_bytes, 60, localtimestamp FROM serving.batch_cell_hour"
                         " WHERE day = %s", (shift, k, source))
                     conn.execute(
-                        "INSERT INTO alerts SELECT alert_id || '#' || %s, scenario, entity_type, entity_id || '#' || %s,"
-                        " window_start + %s, window_end + %s, 'high', '{}'::jsonb, localtimestamp"
-                        " FROM serving.batch_anomalies WHERE day = %s", (k, k, shift, shift, source))
+                        "INSERT INTO alerts SELECT 'bench' || md5(random()::TEXT), scenario, entity_type,"
+                        " entity_id || '#' || %s, window_start + %s, window_end + %s, 'high', '{}'::jsonb, localtimestamp"
+                        " FROM serving.batch_anomalies WHERE day = %s", (k, shift, shift, source))
                     continue
                 conn.execute(
                     "INSERT INTO serving.batch_cell_hour SELECT %s, hour_start + %s, cell_id || '#' || %s, call_attempts,"
@@ -112,8 +112,9 @@ def _remove_scaled(conn, bench: list[dt.date]) -> None:
         conn.execute("DELETE FROM alerts WHERE window_start >= %s AND window_start < %s", (first, end))
 
 
-def measure_publish(settings: Settings, day: dt.date, runs: int) -> dict[str, list[float]]:
-    """Seconds of a plain Spark JDBC write of the day's view rows and of publishing them, alternated."""
+def measure_publish(settings: Settings, day: dt.date | None, runs: int) -> tuple[dt.date, dict[str, list[float]]]:
+    """Seconds of a plain Spark JDBC write of the day's view rows and of publishing them, alternated.
+    The day: the latest of the warehouse (``cdr_dw``, the demo's) unless given."""
     from pyspark.sql import functions as F
 
     from batch.cli import batch_session
@@ -122,6 +123,9 @@ def measure_publish(settings: Settings, day: dt.date, runs: int) -> dict[str, li
 
     spark = batch_session("cdr-bench-serving")
     try:
+        day = day or spark.table("cdr_dw.fact_usage").agg(F.max("date")).first()[0]
+        if day is None:
+            raise SystemExit("error: the warehouse cdr_dw holds no day: run `make demo` first")
         wanted = [F.lit(day)]
         frames = views.build(spark.table("cdr_dw.fact_usage").filter(F.col("date").isin(*wanted)),
                              spark.table("cdr_dw.anomalies").filter(F.col("date").isin(*wanted)),
@@ -140,44 +144,39 @@ def measure_publish(settings: Settings, day: dt.date, runs: int) -> dict[str, li
             times["publish (staging + swap)"].append(time.perf_counter() - t0)
         with store.connect(settings) as conn:
             store.drop_tables(conn, [f"bench_plain_{name}" for name in store.BATCH_TABLES])
-        return times
+        return day, times
     finally:
         spark.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--day", type=dt.date.fromisoformat, help="Day to publish (default: the warehouse's latest).")
     parser.add_argument("--runs", type=int, default=3, help="Publications (and plain writes) measured.")
     parser.add_argument("--queries", type=int, default=100, help="Runs of each query.")
     parser.add_argument("--scale", type=int, default=10, help="Copies of the demo's rows for the scaled measurement.")
     args = parser.parse_args(argv)
     settings = get_settings()
     store.apply_schema(settings)
-    with store.connect(settings) as conn:
-        published = sorted(store.published_days(conn))
-        status = store.layer_status(conn)
-    if not published:
-        raise SystemExit("error: no day is published in the serving store: run `make demo` first")
-    day = published[-1]
-    speed_through = status["speed_closed_through"]
-    last = max(day, (speed_through - dt.timedelta(minutes=1)).date() if speed_through else day)
-    first = last - dt.timedelta(days=6)
-
+    day, times = measure_publish(settings, args.day, args.runs)
     print(f"== publishing {day} (median of {args.runs}) ==")
-    times = measure_publish(settings, day, args.runs)
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, m in medians.items():
         print(f"  {name:<28} {m:7.2f} s   (runs: {', '.join(f'{t:.2f}' for t in times[name])})")
     ratio = medians["publish (staging + swap)"] / medians["plain JDBC write"]
     print(f"  publish / plain write: {ratio:.2f} (goal <= 1.5)")
 
+    # The seven days ending with the day published (and the speed layer's day after it, if any).
+    with store.connect(settings) as conn:
+        held, published = store.recent_days(conn, 400), store.published_days(conn)
+    last = max([d for d in held if d <= day + dt.timedelta(days=1)] or [day])
+    first = last - dt.timedelta(days=6)
+    days = [d for d in published if first <= d <= last]  # copied for the 10x rows
     with store.connect(settings, autocommit=True) as conn:
         print(f"\n== merged views, {first} .. {last}: the demo's data ({args.queries} runs each) ==")
         for name, (p50, p95, rows) in measure_queries(conn, first, last, args.queries).items():
             print(f"  {name:<46} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({rows:,} rows)")
-        demo_days = [d for d in published if first <= d <= last] or published[-7:]
-        days = (demo_days * 7)[:7]
-        bench = _copy_scaled(conn, days, args.scale)
+        bench = _copy_scaled(conn, (days * 7)[:7], args.scale)
         try:
             cell_hours = conn.execute("SELECT count(*) FROM serving.cell_hour WHERE hour_start >= %s AND hour_start < %s",
                                       (bench[0], bench[-1] + dt.timedelta(days=1))).fetchone()[0]

@@ -46,7 +46,7 @@ def publish(
 
 @app.command()
 def status(
-    days: int = typer.Option(7, help="Days to show, ending with the latest day either layer holds."),
+    days: int = typer.Option(7, help="How many of the latest days either layer holds to show."),
 ) -> None:
     """Where each layer stands, and which layer the merged views read each recent day from."""
     from cdr.settings import get_settings
@@ -59,9 +59,7 @@ def status(
         typer.echo(f"batch: {s['days_published']} day(s) published, complete through {s['batch_complete_through'] or '-'}"
                    f" (last published {s['last_published_at'] or '-'})")
         typer.echo(f"speed: closed through {s['speed_closed_through'] or '-'}")
-        latest = max([d for d in (s["batch_complete_through"], s["speed_closed_through"]) if d] or [dt.datetime.now()])
-        last = latest.date() if isinstance(latest, dt.datetime) else latest
-        rows = store.day_sources(conn, last - dt.timedelta(days=days - 1), last)
+        rows = store.day_sources(conn, store.recent_days(conn, days))
     typer.echo(f"\n{'day':<11} {'source':<6} {'cell-hours':>10} {'call attempts':>14} {'sms':>10} {'data GB':>9}")
     for day, source, cell_hours, calls, sms, data in rows:
         typer.echo(f"{day!s:<11} {source:<6} {cell_hours:>10,} {int(calls):>14,} {int(sms):>10,} {int(data) / 1e9:>9.1f}")

@@ -247,7 +247,11 @@ CREATE OR REPLACE VIEW serving.incidents AS
 WITH stream AS (
     SELECT scenario, entity_type, entity_id, window_start::DATE AS day, min(window_start) AS window_start,
            max(window_end) AS window_end, count(*) AS alerts, min(detected_at) AS detected_at,
-           min(detected_at - window_end) AS detection_delay, max(severity) AS severity
+           -- the alert's time after its window's end, for a live stream; a replay of past days (event
+           -- time a day or more from the wall clock) has none that means anything
+           min(CASE WHEN abs(EXTRACT(EPOCH FROM detected_at - window_end)) < 86400
+                    THEN detected_at - window_end END) AS detection_delay,
+           max(severity) AS severity
       FROM alerts GROUP BY scenario, entity_type, entity_id, window_start::DATE
 ), matched AS (
     SELECT s.*, b.window_start AS batch_window_start, b.window_end AS batch_window_end, b.score AS batch_score,

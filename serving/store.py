@@ -126,9 +126,18 @@ def layer_status(conn) -> dict:
     return dict(zip([c.name for c in cursor.description], cursor.fetchone()))
 
 
-def day_sources(conn, first: dt.date, last: dt.date) -> list[tuple]:
-    """Per day of [first, last]: the layer the merged views read it from, its cell-hour rows and totals."""
-    return conn.execute("""
+def recent_days(conn, count: int) -> list[dt.date]:
+    """The latest ``count`` days either layer holds (published, or with speed rows)."""
+    return [r[0] for r in conn.execute(
+        "SELECT day FROM serving.published_day UNION SELECT DISTINCT hour_start::DATE FROM serving.speed_cell_hour"
+        " ORDER BY 1 DESC LIMIT %s", (count,)).fetchall()][::-1]
+
+
+def day_sources(conn, days: list[dt.date]) -> list[tuple]:
+    """Per day given: the layer the merged views read it from, its cell-hour rows and totals."""
+    if not days:
+        return []
+    return [r for r in conn.execute("""
         SELECT hour_start::DATE AS day, source, count(*) AS cell_hours, sum(call_attempts), sum(sms), sum(data_bytes)
           FROM serving.cell_hour WHERE hour_start >= %s AND hour_start < %s
-         GROUP BY 1, 2 ORDER BY 1, 2""", (first, last + dt.timedelta(days=1))).fetchall()
+         GROUP BY 1, 2 ORDER BY 1, 2""", (days[0], days[-1] + dt.timedelta(days=1))).fetchall() if r[0] in days]

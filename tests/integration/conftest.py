@@ -59,7 +59,13 @@ def batch_layer(local_stack, tmp_path_factory):
                                             days=BATCH_DAYS, start=BATCH_START, seed=42)).out
     root = f"{local_stack.settings.hdfs.uri}/cdr-it/batch-{uuid.uuid4().hex[:8]}"
     log = cdr("batch", "run", "--input", str(data), "--dev-key", "--root", root, "--db-prefix", BATCH_PREFIX)
-    yield BatchLayer(data, root, BATCH_PREFIX, log)
+    layer = BatchLayer(data, root, BATCH_PREFIX, log)
+    yield layer
+    from serving import store
+
+    with store.connect(local_stack.settings) as conn:  # the run published its days: take them back out
+        for day in layer.dates:
+            store.unpublish(conn, day)
     for db in ("cdr_raw", "cdr_clean", "cdr_ops", "cdr_dw"):
         query(local_stack, f"DROP DATABASE IF EXISTS {BATCH_PREFIX}{db} CASCADE")
     hdfs = next(s for s in local_stack.services if s.name == "hdfs")
