@@ -67,7 +67,6 @@ def layers(batch_layer, local_stack, tmp_path_factory):
         env.setenv("CDR_TOPICS__PREFIX", f"it-{run}.cdr.")
         env.setenv("CDR_TOPICS__DEAD_LETTER", f"it-{run}.cdr.dead-letter")
         env.setenv("CDR_TOPICS__SUBSCRIBERS", f"it-{run}.cdr.subscribers")
-        env.setenv("CDR_DETECTION__SOURCE_IDLE_TIMEOUT_S", "15")  # closes the day's last windows sooner
         get_settings.cache_clear()
         settings = get_settings()
         state_file = settings.stack.home_dir / "flink" / "stream-jobs.json"

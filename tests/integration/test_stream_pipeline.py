@@ -29,7 +29,6 @@ SUBSCRIBERS = 5000
 PRODUCER_DAY = dt.date(2024, 12, 29)
 STREAM_DAY = PRODUCER_DAY + dt.timedelta(days=1)  # after the producer test's records: not late
 RESTART_DAY = STREAM_DAY + dt.timedelta(days=1)  # streamed live by the checkpoint-restart test
-IDLE_TIMEOUT_S = 15
 MALFORMED = {
     "unparseable": b"not json at all",
     "truncated_line": b'{"record_id":"X1","record_type":"voice","start_time":"2025-12-28T10:0',
@@ -53,9 +52,6 @@ def stream_env(local_stack):
         env.setenv("CDR_TOPICS__PREFIX", f"it-{run}.cdr.")
         env.setenv("CDR_TOPICS__DEAD_LETTER", f"it-{run}.cdr.dead-letter")
         env.setenv("CDR_TOPICS__SUBSCRIBERS", f"it-{run}.cdr.subscribers")
-        # The windows still open when a stream ends fire once its partitions turn idle: sooner here
-        # than the platform's 60 s, so that the tests wait less for them (nothing here stalls a partition).
-        env.setenv("CDR_DETECTION__SOURCE_IDLE_TIMEOUT_S", str(IDLE_TIMEOUT_S))
         get_settings.cache_clear()
         settings = get_settings()
         yield settings
@@ -323,11 +319,10 @@ def _trigger_checkpoint(settings, job_id: str, timeout_s: float = 60) -> int:
     raise AssertionError(f"checkpoint of {job_id} not complete after {timeout_s:.0f} s")
 
 
-def _settled_alerts(settings, day: dt.date, quiet_s: float = 2 * IDLE_TIMEOUT_S + 5,
-                    timeout_s: float = 420) -> dict[str, tuple]:
+def _settled_alerts(settings, day: dt.date, quiet_s: float = 90, timeout_s: float = 420) -> dict[str, tuple]:
     """The day's alerts once they have stopped changing for ``quiet_s``, called when the job has
     read everything: the windows still open when the stream ends fire once its partitions turn
-    idle (the source's idle timeout, IDLE_TIMEOUT_S here)."""
+    idle (the source's idle timeout, 60 s)."""
     deadline = time.monotonic() + timeout_s
     last, since = _alerts_of_day(settings, day), time.monotonic()
     while time.monotonic() - since < quiet_s:
