@@ -195,15 +195,19 @@ test: setup ## Run all tests: unit, the local stack's integration tests, then th
 	@set -e; \
 	if [ "$(COMPOSE_TESTS)" != 0 ]; then \
 	  echo "preparing the container engine and image in the background (log: $(IMAGES_LOG))"; \
-	  ( $(MAKE) --no-print-directory engine env images > $(IMAGES_LOG) 2>&1 ) & images=$$!; \
+	  ( $(MAKE) --no-print-directory engine env images > $(IMAGES_LOG) 2>&1 && echo "$$(date -u +%T) engine and image ready" >> $(IMAGES_LOG) ) & images=$$!; \
 	fi; \
+	echo "$$(date -u +%T) local suite"; \
 	$(CORE)/bin/pytest -m "not compose" $(PYTEST_ARGS); \
 	if [ "$(COMPOSE_TESTS)" != 0 ]; then \
+	  echo "$$(date -u +%T) waiting for the container image"; \
 	  wait $$images || { tail -n 40 $(IMAGES_LOG); echo "error: preparing the container image failed (log: $(IMAGES_LOG))"; exit 1; }; \
 	  tail -n 3 $(IMAGES_LOG); \
 	  $(MAKE) --no-print-directory down-local; \
+	  echo "$$(date -u +%T) container suite"; \
 	  $(MAKE) --no-print-directory test-compose; \
-	fi
+	fi; \
+	echo "$$(date -u +%T) done"
 
 .PHONY: test-unit
 test-unit: $(CORE)/.installed ## Run only the tests that need no service

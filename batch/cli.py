@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from batch import STEPS
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 def spark_conf() -> dict[str, str]:
@@ -101,14 +103,15 @@ def run(
         None, "--input", help="Generated dataset or operator folder (path or URI) to land first."),
     from_bronze: bool = typer.Option(
         False, "--from-bronze", help="Land the speed layer's bronze CDRs instead (reference data as landed before)."),
-    step: Optional[str] = typer.Option(
-        None, help="Run one step only: land, validate, dims, facts, features, anomalies, marts."),
+    step: Optional[list[str]] = typer.Option(
+        None, metavar="STEP", help="Run only this step (repeatable; they run in the chain's order): "
+        + ", ".join(STEPS) + "."),
     dev_key: bool = typer.Option(
         False, "--dev-key", help="Use the public development pseudonymisation key (never in production)."),
     root: Optional[str] = typer.Option(None, help="Root URI of the zones (default: {hdfs.uri}{hdfs.root})."),
     db_prefix: str = typer.Option("", help="Prefix of the Hive databases (tests use one to stay apart)."),
 ) -> None:
-    """Run the batch chain (or one --step) for the given days; every step is idempotent per day."""
+    """Run the batch chain (or the --step ones) for the given days; every step is idempotent per day."""
     from batch import jobs
     from batch.preflight import check_input
     from cdr.errors import BadInput
@@ -116,8 +119,9 @@ def run(
     from cdr.pseudonym import load_key
     from cdr.settings import get_settings
 
-    if step and step not in jobs.STEPS:
-        raise typer.BadParameter(f"unknown step {step!r}; steps: {', '.join(jobs.STEPS)}")
+    unknown = [s for s in step or () if s not in STEPS]
+    if unknown:
+        raise typer.BadParameter(f"unknown step {unknown[0]!r}; steps: {', '.join(STEPS)}")
     if input and from_bronze:
         raise typer.BadParameter("give --input or --from-bronze, not both")
     asked = _dates(date, from_, to)
@@ -136,7 +140,7 @@ def run(
                            "give --input DATASET (or --from-bronze) to land some first")
         ctx = jobs.BatchContext(spark, zones, load_profile(), key, dates, input_uri=source,
                                 reference_from_input=not from_bronze)
-        jobs.run(ctx, step)
+        jobs.run(ctx, step or ())
     finally:
         spark.stop()
 

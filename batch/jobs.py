@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
@@ -22,7 +22,7 @@ from cdr.profile import Profile
 from cdr.settings import get_settings
 from cdr.validation import rules_for
 
-from batch import anomalies, dims, facts, features, io, marts
+from batch import STEPS, anomalies, dims, facts, features, io, marts
 from batch.frames import ARROW_CONF, local_frame
 from batch.pseudonymise import identifier_columns, pads_frame, pseudonymise_columns
 from batch.read import SOURCE_FILE, read_cdr, read_reference
@@ -31,7 +31,6 @@ from batch.validate import clean_records, quarantine_records, reconciliation, ta
 FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "json": "jsonl"}
 # What the chain needs of its Spark session (batch.cli's session, the benchmark's and the tests').
 SPARK_CONF = {**ARROW_CONF, **io.WRITE_CONF}
-STEPS = ("land", "validate", "dims", "facts", "features", "anomalies", "marts", "publish")
 LANDED = "landed_date"
 # cdr_ops.reconciliation (the columns of validate.reconciliation).
 RECONCILIATION_SCHEMA = ("batch_id string, record_type string, records_in bigint, clean bigint, quarantined bigint, "
@@ -335,11 +334,12 @@ STEP_FUNCTIONS: dict[str, Callable[[BatchContext], None]] = {
 }
 
 
-def run(ctx: BatchContext, step: str | None = None) -> None:
-    """Every step in order (or one), timed into ``ctx.step_seconds``; the chain ends by publishing
-    its days to the serving layer unless settings [serving] publish_after_batch is off."""
+def run(ctx: BatchContext, steps: Sequence[str] = ()) -> None:
+    """Every step in order (or the given ones, in the chain's order), timed into ``ctx.step_seconds``;
+    the whole chain ends by publishing its days to the serving layer unless settings [serving]
+    publish_after_batch is off."""
     chain = [s for s in STEPS if s != "publish" or get_settings().serving.publish_after_batch]
-    for name in ([step] if step else chain):
+    for name in ([s for s in STEPS if s in steps] if steps else chain):
         t0 = time.perf_counter()
         STEP_FUNCTIONS[name](ctx)
         ctx.step_seconds[name] = time.perf_counter() - t0

@@ -14,14 +14,13 @@ import datetime as dt
 import itertools
 import threading
 import time
-import uuid
 from collections import Counter
 
 import pytest
 
 from cdr.contract import RECORD_TYPES
 from cdr.pseudonym import DEVELOPMENT_KEY, pseudonymise
-from tests.integration.conftest import cdr
+from tests.integration.conftest import cdr, closing_hour, delete_minutes, own_topics, wait_day_closed
 
 pytestmark = [pytest.mark.stack]
 
@@ -53,67 +52,30 @@ def layers(batch_layer, local_stack, tmp_path_factory):
     """Day 1 published by the batch, day 2 streamed (and closed by a first hour of day 3)."""
     import pyarrow.dataset as ds
 
-    from cdr.settings import get_settings
-    from serving import store
     from streaming import jobs
     from streaming.producer import Pacing, send
-    from streaming.source import DatasetSource, LiveOptions, LiveSource, until
-    from streaming.topics import admin_client, apply_topics, declared_topics
+    from streaming.source import DatasetSource
 
     first, streamed = batch_layer.dates
     cdr("serving", "unpublish", "--date", str(streamed))
-    run = uuid.uuid4().hex[:8]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CDR_TOPICS__PREFIX", f"it-{run}.cdr.")
-        env.setenv("CDR_TOPICS__DEAD_LETTER", f"it-{run}.cdr.dead-letter")
-        env.setenv("CDR_TOPICS__SUBSCRIBERS", f"it-{run}.cdr.subscribers")
-        get_settings.cache_clear()
-        settings = get_settings()
-        state_file = settings.stack.home_dir / "flink" / "stream-jobs.json"
-        saved_state = state_file.read_text() if state_file.exists() else None
+    with own_topics() as settings:
+        delete_minutes(settings, streamed, 2)  # a previous run's rows of these days
         try:
-            with store.connect(settings, autocommit=True) as conn:  # a previous run's rows of these days
-                for table in ("kpi_cell_minute", "kpi_service_minute"):
-                    conn.execute(f"DELETE FROM {table} WHERE minute_start >= %s AND minute_start < %s",
-                                 (streamed, streamed + dt.timedelta(days=2)))
-            apply_topics(settings)
             cells = jobs.write_cells(ds.dataset(batch_layer.data / "cells").to_table(),
                                      tmp_path_factory.mktemp("serving") / "cells.parquet", 6)
             replay = list(DatasetSource(batch_layer.data).batches())[1:]  # the streamed day
-            # The first hour of the next day moves the watermark past the streamed day's end, so
-            # every window of the day closes (a stream that ends leaves its last windows open).
-            after = LiveSource(LiveOptions(subscribers=200, days=1, start=streamed + dt.timedelta(days=1),
-                                           scenarios=())).batches()
-            end = dt.datetime.combine(streamed + dt.timedelta(days=1), dt.time(), dt.UTC)
-            closing = until(after, int((end + dt.timedelta(hours=1)).timestamp() * 1_000_000))
-            sent = send(settings, itertools.chain(replay, closing), Pacing(rate=None))
+            sent = send(settings, itertools.chain(replay, closing_hour(streamed)), Pacing(rate=None))
             assert sent.errors == 0
             # Started once the topics hold the whole stream: a job that waits on empty partitions
             # declares them idle, and a burst then arriving on some partitions first moves the
             # watermark past the others' records, which its windows drop as late.
             jobs.stop(settings, "detection", savepoint=False)
             jobs.start(settings, "detection", DEVELOPMENT_KEY, cells, fresh=True)
-            deadline = time.monotonic() + 420
-            with store.connect(settings, autocommit=True) as conn:
-                while not conn.execute("SELECT 1 FROM kpi_service_minute WHERE minute_start >= %s LIMIT 1",
-                                       (end.replace(tzinfo=None),)).fetchone():
-                    assert time.monotonic() < deadline, "the detection job never closed the streamed day"
-                    time.sleep(5)
+            wait_day_closed(settings, streamed)
             yield {"first": first, "streamed": streamed, "settings": settings, "batch": batch_layer}
         finally:
-            jobs.stop(settings, "detection", savepoint=False)
-            with store.connect(settings, autocommit=True) as conn:  # the speed rows this module streamed
-                for table in ("kpi_cell_minute", "kpi_service_minute"):
-                    conn.execute(f"DELETE FROM {table} WHERE minute_start >= %s AND minute_start < %s",
-                                 (streamed, streamed + dt.timedelta(days=2)))
-            if saved_state is None:
-                state_file.unlink(missing_ok=True)
-            else:
-                state_file.write_text(saved_state)
-            admin = admin_client(settings)
-            for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
-                done.result()
-    get_settings.cache_clear()
+            jobs.stop(settings, "detection", savepoint=False)  # before its rows go: it writes no more
+            delete_minutes(settings, streamed, 2)
 
 
 def test_the_merged_views_read_the_published_day_from_the_batch_and_the_next_from_the_stream(layers):

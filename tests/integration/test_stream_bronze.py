@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from cdr.contract import RECORD_TYPES
-from cdr.settings import get_settings
+from tests.integration.conftest import own_topics
 from tests.integration.thrift import query
 
 pytestmark = pytest.mark.stack
@@ -34,38 +34,20 @@ VICTIM = "kafka-2"
 
 @pytest.fixture(scope="module")
 def bronze_env(local_stack):
-    run = uuid.uuid4().hex[:8]
-    overrides = {
-        "CDR_TOPICS__PREFIX": f"itb-{run}.cdr.",
-        "CDR_TOPICS__DEAD_LETTER": f"itb-{run}.cdr.dead-letter",
-        "CDR_TOPICS__SUBSCRIBERS": f"itb-{run}.cdr.subscribers",
-        "CDR_BRONZE__DIR": f"tests/bronze-{run}",
-        "CDR_BRONZE__DATABASE": f"itb_{run}_raw",
-        "CDR_BRONZE__CHECKPOINT_INTERVAL_S": "5",
-    }
     from streaming import jobs
-    from streaming.topics import admin_client, apply_topics, declared_topics
 
-    with pytest.MonkeyPatch.context() as env:  # restores the environment afterwards
-        for k, v in overrides.items():
-            env.setenv(k, v)
-        get_settings.cache_clear()
-        settings = get_settings()
-        apply_topics(settings)
+    with own_topics("itb", cancels=("bronze",), CDR_BRONZE__DIR="tests/bronze-{run}",
+                    CDR_BRONZE__DATABASE="itb_{run}_raw", CDR_BRONZE__CHECKPOINT_INTERVAL_S="5") as settings:
         jobs.stop(settings, "bronze", savepoint=False)  # one bronze job at a time on the cluster
         jobs.start(settings, "bronze", fresh=True)
-        yield settings
         try:
-            jobs.stop(settings, "bronze", savepoint=False)
+            yield settings
         finally:
-            admin = admin_client(settings)
-            for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
-                done.result()
+            jobs.stop(settings, "bronze", savepoint=False)  # before its files go: it writes no more
             query(local_stack, f"DROP DATABASE IF EXISTS `{settings.bronze.database}` CASCADE")
             path = settings.bronze_uri.removeprefix(settings.hdfs.uri)
             requests.delete(f"http://127.0.0.1:{settings.hdfs.namenode_http_port}/webhdfs/v1{path}",
                             params={"op": "DELETE", "recursive": "true", "user.name": getpass.getuser()}, timeout=30)
-    get_settings.cache_clear()
 
 
 def _bronze_fingerprint(local_stack, settings) -> tuple:

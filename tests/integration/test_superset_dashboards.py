@@ -5,21 +5,16 @@ one-shot init imports compose/superset/dashboards/, then each chart's saved quer
 Superset's REST API (`/api/v1/chart/{id}/data/`, what reports and cache warm-up use), so it runs
 against the real Thrift Server (cdr_dw) and PostgreSQL (serving tables) as a dashboard would.
 
-The warehouse charts need the batch layer's tables in `cdr_dw` (the database the dashboards read):
-when any is missing or empty, a small labelled dataset (the size the batch tests use) is run through
-`cdr batch run` into it, as `make demo` would with a bigger one. The speed layer's tables are
-created if missing; they must have rows only when the speed layer has written some.
+The warehouse charts read `cdr_dw`, the database `make demo` fills. On a stack without one (a fresh
+machine), it is made of views over the session's batch run (``batch_layer``, the batch tests' run),
+dropped afterwards; a `cdr_dw` that exists must hold rows. The speed layer's tables are created if
+missing; they must have rows only when the speed layer has written some.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -28,17 +23,6 @@ from tests.integration.thrift import query
 from tests.unit.test_superset_assets import chart_uuids_on, load_assets
 
 pytestmark = pytest.mark.stack
-
-
-def _run_batch_into_cdr_dw(tmp_path: Path) -> None:
-    from generator.dataset import GenerateOptions, generate_dataset
-
-    data = generate_dataset(GenerateOptions(out=tmp_path / "ds", subscribers=3000, days=2,
-                                            start=dt.date(2026, 1, 5), seed=42)).out
-    cdr = Path(sys.executable).parent / "cdr"
-    done = subprocess.run([str(cdr), "batch", "run", "--input", str(data), "--dev-key"], capture_output=True,
-                          text=True, timeout=1800, env=dict(os.environ, CDR_DEV_PSEUDONYM_KEY="1"))
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def _rows(local_stack, dataset: dict, serving: bool) -> int:
@@ -84,21 +68,28 @@ def serving_uuids(assets) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def table_rows(local_stack, assets, serving_uuids, tmp_path_factory) -> dict[str, int]:
-    """Rows per dataset uuid, once the batch tables are filled and the serving tables exist."""
+def table_rows(local_stack, assets, serving_uuids, batch_layer) -> dict[str, int]:
+    """Rows per dataset uuid, once the warehouse's tables hold rows and the serving tables exist."""
     from streaming.jobs import apply_serving_schema
 
     apply_serving_schema(local_stack.settings)
     datasets = list(assets["datasets"].values())
-
-    def count() -> dict[str, int]:
-        return {d["uuid"]: _rows(local_stack, d, d["database_uuid"] in serving_uuids) for d in datasets}
-
-    rows = count()
-    if any(rows[d["uuid"]] <= 0 for d in datasets if d["database_uuid"] not in serving_uuids):
-        _run_batch_into_cdr_dw(tmp_path_factory.mktemp("superset-batch"))
-        rows = count()
-    return rows
+    warehouse = {(d["schema"], d["table_name"]) for d in datasets if d["database_uuid"] not in serving_uuids}
+    schemas = {schema for schema, _ in warehouse}
+    made = schemas - {row[0] for row in query(local_stack, "SHOW DATABASES")}
+    for schema in made:  # views over the session's batch run, under the names the dashboards read
+        query(local_stack, f"CREATE DATABASE {schema}")
+        for _, table in sorted(t for t in warehouse if t[0] == schema):
+            query(local_stack, f"CREATE VIEW {schema}.{table} AS SELECT * FROM {batch_layer.prefix}{schema}.{table}")
+    try:
+        rows = {d["uuid"]: _rows(local_stack, d, d["database_uuid"] in serving_uuids) for d in datasets}
+        empty = [f"{d['schema']}.{d['table_name']}" for d in datasets
+                 if d["database_uuid"] not in serving_uuids and rows[d["uuid"]] <= 0]
+        assert not empty, f"the stack's warehouse has no rows in {empty}: run `make demo`, or drop its databases"
+        yield rows
+    finally:
+        for schema in made:
+            query(local_stack, f"DROP DATABASE IF EXISTS {schema} CASCADE")
 
 
 class SupersetApi:
@@ -121,9 +112,10 @@ def superset(local_stack, table_rows) -> SupersetApi:
     from stack.services.superset import ADMIN_PASSWORD_ENV, Superset
 
     t0 = time.monotonic()
-    local_stack.up(with_optional=[Superset.name])  # starts it (init included) unless it runs already
+    timings = local_stack.up(with_optional=[Superset.name])  # starts it (init included) unless it runs already
     service = Superset(local_stack.settings, local_stack.paths)
-    service.prepare()  # the init again: the running Superset must serve this checkout's files
+    if not next(t.started for t in timings if t.service == Superset.name):
+        service.prepare()  # it ran already: the init again, so that it serves this checkout's files
     print(f"Superset up and initialised in {time.monotonic() - t0:.1f} s")
     return SupersetApi(service.url, local_stack.settings.superset.admin_user, service.secret(ADMIN_PASSWORD_ENV))
 
