@@ -225,15 +225,20 @@ def _ensure_taskmanager(settings: Settings, timeout_s: float = 60) -> None:
     PyFlink job now and then takes the whole TaskManager down: Beam's Python runner fails a
     cancelled task's clean-up ("Reference count must not be negative"), which Flink treats as
     fatal. A job submitted to a cluster without one waits for slots until its start times out."""
-    from stack.lifecycle import Stack
-
-    stack = Stack(settings)
     deadline = time.monotonic() + timeout_s
-    while not stack.revive("flink") and _taskmanagers(settings) == 0:  # one exiting, or starting
+    while not _revive_taskmanager(settings) and _taskmanagers(settings) == 0:  # one exiting, or starting
         if time.monotonic() > deadline:
             raise ServiceUnavailable(f"no TaskManager has registered with Flink for {timeout_s:.0f} s",
                                      f"see the Flink UI at {_rest(settings)}; cdr stack status")
         time.sleep(1)
+
+
+def _revive_taskmanager(settings: Settings) -> bool:
+    """Start the local stack's TaskManager again if its process has died; whether it did (a
+    container stack restarts its own)."""
+    from stack.lifecycle import Stack
+
+    return bool(Stack(settings).revive("flink"))
 
 
 def _taskmanagers(settings: Settings) -> int:
@@ -346,10 +351,16 @@ def _wait_tasks_running(settings: Settings, job_id: str, timeout_s: float) -> No
     """A job is RUNNING once scheduled, while its tasks may still be deploying (and the detection
     job's Python workers starting): a job that has started reads its topics."""
     deadline = time.monotonic() + timeout_s
+    next_revival = time.monotonic() + 5
     while time.monotonic() < deadline:
         vertices = _call(settings, "GET", f"/jobs/{job_id}").json()["vertices"]
         if vertices and all(v["status"] == "RUNNING" for v in vertices):
             return
+        # The TaskManager may die just after a submission (the previous job's cancel takes it
+        # down a few seconds later, see _ensure_taskmanager): the job then waits for slots.
+        if time.monotonic() > next_revival:
+            _revive_taskmanager(settings)
+            next_revival = time.monotonic() + 5
         time.sleep(0.5)
     raise ServiceUnavailable(f"the tasks of job {job_id} are not all RUNNING after the start timeout",
                              f"see the Flink UI at {_rest(settings)}")
