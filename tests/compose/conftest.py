@@ -40,9 +40,12 @@ class ContainerStack:
     env: dict[str, str]
     stack: object = field(repr=False)
 
-    def cdr(self, *args: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess:
-        """`cdr ARGS` in a one-shot container of the platform image (compose.py cdr)."""
-        done = subprocess.run([*self.stack.argv("run", "--rm", "--no-deps", "-T", "cdr", "cdr", *args,
+    def cdr(self, *args: str, timeout: float = 1800, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """`cdr ARGS` in a one-shot container of the platform image (compose.py cdr), with ``env``
+        added to its environment."""
+        variables = [option for name, value in (env or {}).items() for option in ("-e", f"{name}={value}")]
+        done = subprocess.run([*self.stack.argv("run", "--rm", "--no-deps", "-T", *variables, "cdr", "cdr", *args,
                                                  profiles=("tools",))],
                               cwd=compose.HERE, capture_output=True, text=True, timeout=timeout)
         print(f"$ cdr {' '.join(args)}\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
