@@ -1,33 +1,28 @@
-"""The speed layer end to end on the local stack: topics, producer, detection job, dead letters,
-restarts from a savepoint and from a checkpoint.
+"""The speed layer end to end on the local stack: topics, producer, detection job, dead letters.
 
-Everything runs on topics of its own (a per-run prefix) so the module neither reads nor disturbs
+Everything runs on topics of its own (a per-run prefix) so the test neither reads nor disturbs
 a demo's stream; the detection job it starts is cancelled at the end and its topics deleted.
-Alerts land in the shared PostgreSQL ``alerts`` table and are read back by detection time. Every
-streamed day ends with the first hour of the next (``closing_hour``), so its windows close as soon
-as the job has read it.
+Alerts land in the shared PostgreSQL ``alerts`` table and are read back by detection time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 
 from cdr.contract import RECORD_TYPES
 from cdr.pseudonym import DEVELOPMENT_KEY, pseudonymise
 from cdr.scoring import score
-from tests.integration.conftest import closing_hour, delete_minutes, own_topics, wait_day_closed
+from cdr.settings import get_settings
 
 pytestmark = pytest.mark.stack
 
-SUBSCRIBERS = 2000
+SUBSCRIBERS = 5000
 # The module's own event days (a Sunday and a Monday as the generator's default 2025-12-28/29, a
 # year earlier): the alerts table is shared, and the demo and `make bench-stream` write alerts of
 # the default days, which must not count as this module's.
@@ -48,16 +43,41 @@ MALFORMED = {
 
 @pytest.fixture(scope="module")
 def stream_env(local_stack):
-    """Settings pointing at this module's topics; its days' live KPI rows are removed before and after."""
+    """Settings pointing at per-run topics; restores the environment afterwards."""
+    from streaming import jobs
+    from streaming.topics import admin_client, declared_topics
+
+    run = uuid.uuid4().hex[:8]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CDR_TOPICS__PREFIX", f"it-{run}.cdr.")
+        env.setenv("CDR_TOPICS__DEAD_LETTER", f"it-{run}.cdr.dead-letter")
+        env.setenv("CDR_TOPICS__SUBSCRIBERS", f"it-{run}.cdr.subscribers")
+        get_settings.cache_clear()
+        settings = get_settings()
+        yield settings
+        try:
+            jobs.stop(settings, "detection", savepoint=False)
+        finally:
+            admin = admin_client(settings)  # kept referenced until the deletions complete
+            for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
+                done.result()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def own_resume_state(stream_env):
+    """The test's savepoints and checkpoints must not become where `cdr stream start` resumes from:
+    the resume state is put back, and the detection job cancelled, afterwards."""
     from streaming import jobs
 
-    with own_topics() as settings:
-        delete_minutes(settings, PRODUCER_DAY, 4)  # through the day after RESTART_DAY
-        try:
-            yield settings
-        finally:
-            jobs.stop(settings, "detection", savepoint=False)  # before its rows go: it writes no more
-            delete_minutes(settings, PRODUCER_DAY, 4)
+    state_file = stream_env.stack.home_dir / "flink" / "stream-jobs.json"
+    saved_state = state_file.read_text() if state_file.exists() else None
+    yield
+    if saved_state is None:
+        state_file.unlink(missing_ok=True)
+    else:
+        state_file.write_text(saved_state)
+    jobs.stop(stream_env, "detection", savepoint=False)
 
 
 def _end_offsets(settings, topic: str) -> int:
@@ -66,21 +86,17 @@ def _end_offsets(settings, topic: str) -> int:
     return sum(partition_offsets(settings, [topic]).values())
 
 
-def _all_offsets(settings) -> int:
-    return sum(_end_offsets(settings, settings.topics.for_record_type(rt)) for rt in RECORD_TYPES)
-
-
-def test_topics_are_replicated_three_times_with_two_in_sync(local_stack):
+def test_topics_are_replicated_three_times_with_two_in_sync(stream_env):
     from streaming.topics import apply_topics, declared_topics, describe_topics
 
-    with own_topics("itt", create=False) as settings:
-        assert set(apply_topics(settings).values()) == {"created"}
-        assert set(apply_topics(settings).values()) == {"unchanged"}  # idempotent
-        states = describe_topics(settings)
-        assert [s.name for s in states] == [t.name for t in declared_topics(settings)]
-        for s in states:
-            assert (s.partitions, s.replication_factor, s.min_insync_replicas) == (settings.topics.partitions, 3, "2")
-            assert s.retention_hours == settings.topics.retention_hours
+    assert set(apply_topics(stream_env).values()) == {"created"}
+    assert set(apply_topics(stream_env).values()) == {"unchanged"}  # idempotent
+    states = describe_topics(stream_env)
+    assert [s.name for s in states] == [t.name for t in declared_topics(stream_env)]
+    for s in states:
+        assert (s.partitions, s.replication_factor, s.min_insync_replicas) == (
+            stream_env.topics.partitions, 3, "2")
+        assert s.retention_hours == stream_env.topics.retention_hours
 
 
 def test_producer_holds_its_rate_and_every_record_is_acknowledged(stream_env):
@@ -88,11 +104,12 @@ def test_producer_holds_its_rate_and_every_record_is_acknowledged(stream_env):
     from streaming.source import LiveOptions, LiveSource
 
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=PRODUCER_DAY, scenarios=()))
-    before = _all_offsets(stream_env)
+    before = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
     prog = send(stream_env, source.batches(), Pacing(rate=5000), duration_s=8)
     assert prog.errors == 0 and prog.delivered == prog.sent
     assert abs(prog.rate - 5000) <= 0.05 * 5000, prog.rate
-    assert _all_offsets(stream_env) - before == prog.sent
+    after = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    assert after - before == prog.sent
 
 
 def _malformed_corpus(valid: dict) -> dict[str, bytes]:
@@ -107,24 +124,7 @@ def _malformed_corpus(valid: dict) -> dict[str, bytes]:
     return corpus
 
 
-@dataclass(frozen=True)
-class Detected:
-    """What the uninterrupted detection of STREAM_DAY read, wrote and counted, taken once its day closed."""
-    source: object              # the LiveSource of the day (its labels)
-    day_records: list[bytes]    # the day's valid messages
-    sent_codes: list[str]       # the dead-letter code of every malformed message sent
-    letters: list[dict]         # the dead-letter topic's messages
-    valid_in: int               # valid messages on the topics when the day closed
-    metrics: dict               # the job's counters once it had read every message
-    alerts: list                # the alerts it wrote (since the run started)
-    alerts_of_day: dict         # alert_id -> row, the reference of the restart tests
-    kpis: dict                  # records per (service, minute) of the day in the live KPI table
-
-
-@pytest.fixture(scope="module")
-def detected(stream_env, tmp_path_factory) -> Detected:
-    """The detection job, started fresh on the module's topics, reads malformed messages and then
-    one day with the labelled scenarios (and the first hour of the next, which closes it)."""
+def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(stream_env, tmp_path):
     from confluent_kafka import Consumer
 
     from streaming import jobs
@@ -134,15 +134,14 @@ def detected(stream_env, tmp_path_factory) -> Detected:
 
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=STREAM_DAY))
-    cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path_factory.mktemp("detected") / "cells.parquet", 6)
+    cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
     jobs.stop(stream_env, "detection", savepoint=False)  # one detection job at a time on the cluster
     state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # creates the serving tables
     assert state.state == "RUNNING"
-    _delete_alerts(stream_env, _alerts_of_day(stream_env, STREAM_DAY))  # an earlier run's
-    delete_minutes(stream_env, STREAM_DAY, 2)
+    _delete_service_minutes(stream_env, STREAM_DAY)  # earlier runs may have left some; none streamed yet
 
-    # The topics may already hold the producer test's valid records: the job reads them too.
-    already = _all_offsets(stream_env)
+    # The topics already hold the valid records of the producer test: the job reads them too.
+    already = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
     batch = next(source.batches())
     corpus = _malformed_corpus(json.loads(batch.values[0]))
     producer = make_producer(stream_env)
@@ -159,11 +158,12 @@ def detected(stream_env, tmp_path_factory) -> Detected:
             sent_codes.append("timestamp_future")
     producer.flush(30)
     _wait_until_read(stream_env, already + len(sent_codes))
-    prog = send(stream_env, itertools.chain([batch], closing_hour(STREAM_DAY)), Pacing(rate=None))
+    prog = send(stream_env, iter([batch]), Pacing(rate=None))
     assert prog.errors == 0
     valid_in = already + prog.delivered
-    wait_day_closed(stream_env, STREAM_DAY)
+    total_in = valid_in + len(sent_codes)
 
+    # Every malformed message is in the dead-letter topic with its rule code and a reason.
     consumer = Consumer({"bootstrap.servers": stream_env.kafka.bootstrap, "group.id": f"it-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest"})
     consumer.subscribe([stream_env.topics.dead_letter])
@@ -174,36 +174,49 @@ def detected(stream_env, tmp_path_factory) -> Detected:
         if msg is not None and msg.error() is None:
             letters.append(json.loads(msg.value()))
     consumer.close()
+    assert sorted(d["code"] for d in letters) == sorted(sent_codes)
+    assert all(d["reason"] and d["payload"] is not None and d["source_offset"] is not None for d in letters)
 
-    _wait_until_read(stream_env, valid_in + len(sent_codes))
-    metrics = jobs.job_metrics(stream_env, state.job_id)
-    return Detected(source, batch.values, sent_codes, letters, valid_in, metrics, read_alerts(stream_env, since=started),
-                    _alerts_of_day(stream_env, STREAM_DAY), _service_minutes(stream_env, STREAM_DAY))
+    # The job keeps running and its counts reconcile: in = valid + dead-lettered.
+    deadline = time.monotonic() + 300
+    metrics: dict = {}
+    while time.monotonic() < deadline:
+        current = jobs.running(stream_env, "detection")
+        assert current is not None and current.state == "RUNNING"
+        metrics = jobs.job_metrics(stream_env, current.job_id)
+        if metrics.get("records_valid", 0) + metrics.get("records_dead_lettered", 0) >= total_in:
+            break
+        time.sleep(5)
+    assert (metrics.get("records_valid"), metrics.get("records_dead_lettered")) == (valid_in, len(sent_codes))
 
-
-def test_every_malformed_message_is_dead_lettered_with_its_rule_code_and_reason(detected):
-    assert sorted(d["code"] for d in detected.letters) == sorted(detected.sent_codes)
-    assert all(d["reason"] and d["payload"] is not None and d["source_offset"] is not None for d in detected.letters)
-
-
-def test_the_detection_job_counts_reconcile_in_equals_valid_plus_dead_lettered(detected):
-    m = detected.metrics
-    assert (m.get("records_valid"), m.get("records_dead_lettered")) == (detected.valid_in, len(detected.sent_codes))
-
-
-def test_detection_alerts_on_every_labelled_scenario_and_counts_what_it_raises(detected):
-    of_day = [a for a in detected.alerts if a.window_start.date() == STREAM_DAY]  # not the closing hour's
-    scores = score(of_day, detected.source.labels.to_pylist(), lambda v: pseudonymise(v, DEVELOPMENT_KEY))
+    # Alerts for the injected scenarios (the day's windows close as the stream reaches its end).
+    labels = source.labels.to_pylist()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        alerts = read_alerts(stream_env, since=started)
+        scores = score(alerts, labels, lambda v: pseudonymise(v, DEVELOPMENT_KEY))
+        if all(s.recall >= 1.0 for s in scores):
+            break
+        time.sleep(5)
     report = {s.scenario: (s.labels, s.detections, round(s.precision, 2), s.recall) for s in scores}
     assert all(s.recall >= 0.9 and s.precision >= 0.9 for s in scores), report
+
     # The job counts what it raises: its alerts counter matches the alerts it wrote to PostgreSQL.
-    assert detected.metrics.get("alerts_raised") == len(detected.alerts) > 0
+    deadline = time.monotonic() + 90
+    while True:
+        raised = jobs.job_metrics(stream_env, jobs.running(stream_env, "detection").job_id).get("alerts_raised")
+        written = len(read_alerts(stream_env, since=started))
+        if raised == written or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert raised == written > 0
 
-
-def test_each_minute_of_live_kpis_holds_exactly_that_minutes_records(detected):
-    """Every minute of the closed day is written, each with exactly the records streamed in it."""
-    streamed = Counter((r["record_type"], r["start_time"][:16]) for r in map(json.loads, detected.day_records))
-    assert detected.kpis == {(rt, minute): n for (rt, minute), n in streamed.items() if minute.startswith(str(STREAM_DAY))}
+    # The live KPIs in PostgreSQL: each service's minute holds exactly that minute's records. The
+    # minutes the event clock has passed are written; the last ones wait for later records.
+    streamed = Counter((r["record_type"], r["start_time"][:16]) for r in map(json.loads, batch.values))
+    kpis = _service_minutes(stream_env, STREAM_DAY)
+    assert kpis and {k: streamed[k] for k in kpis} == kpis
+    assert sum(kpis.values()) >= 0.99 * len(batch.values), (sum(kpis.values()), len(batch.values))
 
 
 def _wait_until_read(settings, records: int, timeout_s: float = 240) -> None:
@@ -243,6 +256,15 @@ def _service_minutes(settings, day: dt.date) -> dict[tuple[str, str], int]:
     return {(service, minute.strftime("%Y-%m-%dT%H:%M")): records for service, minute, records in rows}
 
 
+def _delete_service_minutes(settings, day: dt.date) -> None:
+    import psycopg
+
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
+        conn.execute("DELETE FROM kpi_service_minute WHERE minute_start >= %s AND minute_start < %s",
+                     (day, day + dt.timedelta(days=1)))
+
+
 def _delete_alerts(settings, ids) -> None:
     import psycopg
 
@@ -251,18 +273,20 @@ def _delete_alerts(settings, ids) -> None:
         conn.execute("DELETE FROM alerts WHERE alert_id = ANY(%s)", (list(ids),))
 
 
-def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_alerts(stream_env, detected, tmp_path):
-    """The detected day read again by a fresh job, stopped with a savepoint halfway and resumed from
-    it: the day's alerts are those of the uninterrupted run, row for row."""
+def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_alerts(stream_env, tmp_path,
+                                                                                 own_resume_state):
+    """Runs after the uninterrupted detection above, on the same topics: its alerts are the reference."""
     from streaming import jobs
+    from streaming.source import LiveOptions, LiveSource
 
     day = STREAM_DAY
-    assert detected.alerts_of_day, "the uninterrupted run left no alerts to compare with"
+    reference = _alerts_of_day(stream_env, day)
+    assert reference, "the uninterrupted run left no alerts to compare with"
     jobs.stop(stream_env, "detection", savepoint=False)
-    _delete_alerts(stream_env, _alerts_of_day(stream_env, day))
-    delete_minutes(stream_env, day + dt.timedelta(days=1), 1)  # the closing hour's, which wait_day_closed reads
-    total = _all_offsets(stream_env)
-    cells = jobs.write_cells(detected.source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
+    _delete_alerts(stream_env, reference)
+    total = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
+    source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=day))
+    cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
     state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -272,9 +296,11 @@ def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_aler
         time.sleep(1)
     savepoint = jobs.stop(stream_env, "detection", savepoint=True)
     assert savepoint and jobs.resume_point(stream_env, "detection").name in savepoint
-    jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)  # resumes from the savepoint
-    wait_day_closed(stream_env, day)
-    assert _alerts_of_day(stream_env, day) == detected.alerts_of_day
+    state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells)  # resumes from the savepoint
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and _alerts_of_day(stream_env, day).keys() != reference.keys():
+        time.sleep(5)
+    assert _alerts_of_day(stream_env, day) == reference
 
 
 def _trigger_checkpoint(settings, job_id: str, timeout_s: float = 60) -> int:
@@ -293,7 +319,23 @@ def _trigger_checkpoint(settings, job_id: str, timeout_s: float = 60) -> int:
     raise AssertionError(f"checkpoint of {job_id} not complete after {timeout_s:.0f} s")
 
 
-def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_the_same_alerts(stream_env, tmp_path):
+def _settled_alerts(settings, day: dt.date, quiet_s: float = 90, timeout_s: float = 420) -> dict[str, tuple]:
+    """The day's alerts once they have stopped changing for ``quiet_s``, called when the job has
+    read everything: the windows still open when the stream ends fire once its partitions turn
+    idle (the source's idle timeout, 60 s)."""
+    deadline = time.monotonic() + timeout_s
+    last, since = _alerts_of_day(settings, day), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, f"the alerts of {day} still change after {timeout_s:.0f} s"
+        time.sleep(5)
+        now = _alerts_of_day(settings, day)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_the_same_alerts(stream_env, tmp_path,
+                                                                                             own_resume_state):
     """The job is cancelled (no savepoint: as a crash leaves it) while the producer streams a day;
     `start` resumes it from the cancelled run's latest checkpoint as the stream goes on. Then an
     uninterrupted run reads the same topics: the day's alerts must be the same, row for row."""
@@ -306,12 +348,11 @@ def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_t
     day = RESTART_DAY
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=day))
     cells = jobs.write_cells(source.engine.pop.cells.table, tmp_path / "cells.parquet", 6)
-    batches = [*source.batches(), *closing_hour(day)]
+    batches = list(source.batches())
     streamed = sum(len(b.values) for b in batches)
     jobs.stop(stream_env, "detection", savepoint=False)
     _delete_alerts(stream_env, _alerts_of_day(stream_env, day))
-    delete_minutes(stream_env, day + dt.timedelta(days=1), 1)
-    before = _all_offsets(stream_env)
+    before = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
     state = jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)
     # The producer holds the second half of the day until the job has been cancelled: the cancel
     # falls mid-stream however slowly the job reads on a busy machine (a rate alone cannot promise it).
@@ -342,25 +383,23 @@ def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_t
         producer.join()
     assert sent["progress"].errors == 0 and sent["progress"].delivered == streamed
     assert jobs.wait_caught_up(stream_env, "detection", 300)
-    wait_day_closed(stream_env, day)
-    restored = _alerts_of_day(stream_env, day)
+    restored = _settled_alerts(stream_env, day)
     # It resumed where the checkpoint was, not from the start of the topics.
     reread = jobs.job_metrics(stream_env, restarted.job_id)
     assert 0 < reread.get("records_valid", 0) + reread.get("records_dead_lettered", 0) < before + streamed
 
     jobs.stop(stream_env, "detection", savepoint=False)
     _delete_alerts(stream_env, restored)
-    delete_minutes(stream_env, day + dt.timedelta(days=1), 1)
     jobs.start(stream_env, "detection", DEVELOPMENT_KEY, cells, fresh=True)  # uninterrupted, same records
-    wait_day_closed(stream_env, day)
-    uninterrupted = _alerts_of_day(stream_env, day)
+    _wait_until_read(stream_env, before + streamed, timeout_s=300)
+    uninterrupted = _settled_alerts(stream_env, day)
     assert len({row[0] for row in uninterrupted.values()}) >= 3, uninterrupted  # several scenarios
     assert restored == uninterrupted
 
 
-def test_speed_layer_notebook_reports_the_alerts(local_stack, detected):
-    """notebooks/02_speed_layer.ipynb, executed as JupyterLab runs it, reads the alerts of the
-    detected day (the table is shared: it reports at least those)."""
+def test_speed_layer_notebook_reports_the_alerts(local_stack):
+    """notebooks/02_speed_layer.ipynb, executed as JupyterLab runs it, reads the alerts the detection
+    test above wrote (the table is shared: it reports at least those)."""
     import re
     from pathlib import Path
 
@@ -368,7 +407,8 @@ def test_speed_layer_notebook_reports_the_alerts(local_stack, detected):
     from nbclient import NotebookClient
 
     written = _alerts_of_day(local_stack.settings, STREAM_DAY)
-    assert written, "no alerts of the detected day"
+    if not written:
+        pytest.skip("no alerts of this module's stream day: the detection test did not run before this one")
     folder = Path(__file__).resolve().parents[2] / "notebooks"
     nb = nbformat.read(folder / "02_speed_layer.ipynb", as_version=4)
     NotebookClient(nb, kernel_name="python3", timeout=600, startup_timeout=120,
