@@ -186,13 +186,20 @@ lab: $(CORE)/.installed ## Start JupyterLab on 127.0.0.1:8888 in notebooks/ (tok
 # --- quality ------------------------------------------------------------------------------------
 
 # The two stacks claim the same host ports and together would not fit the memory: the local stack is
-# stopped before the container suite starts. The engine and the image are prepared in the background
-# while the local suite runs (mostly downloads), which saves CI about ten minutes; the container
-# suite's `make up` then finds the image built. COMPOSE_TESTS=0 skips the container suite.
+# stopped before the container suite starts, and a container stack left by an interrupted run (the
+# engine restarts its containers when it starts) is removed before the local suite starts. The engine
+# and the image are prepared in the background while the local suite runs (mostly downloads), which
+# saves CI about ten minutes; the container suite's `make up` then finds the image built.
+# COMPOSE_TESTS=0 skips the container suite.
 IMAGES_LOG ?= /tmp/cdr-images-build.log
 .PHONY: test
 test: setup ## Run all tests: unit, the local stack's integration tests, then the container stack's
 	@set -e; \
+	if [ "$(COMPOSE_TESTS)" != 0 ] && command -v dockerd >/dev/null 2>&1; then \
+	  echo "$$(date -u +%T) removing whatever an interrupted run left of the container stack"; \
+	  $(MAKE) --no-print-directory engine env > $(IMAGES_LOG) 2>&1 || { cat $(IMAGES_LOG); exit 1; }; \
+	  $(MAKE) --no-print-directory reset FORCE=1; \
+	fi; \
 	if [ "$(COMPOSE_TESTS)" != 0 ]; then \
 	  echo "preparing the container engine and image in the background (log: $(IMAGES_LOG))"; \
 	  ( $(MAKE) --no-print-directory engine env images > $(IMAGES_LOG) 2>&1 && echo "$$(date -u +%T) engine and image ready" >> $(IMAGES_LOG) ) & images=$$!; \
