@@ -126,7 +126,7 @@ def stream_run(container_stack) -> ContainerStack:
     container_stack.cdr("stream", "reset", "--yes")
     container_stack.cdr("stream", "start", "--subscribers", str(STREAM_SUBSCRIBERS))
     container_stack.cdr("produce", "--days", "1", "--subscribers", str(STREAM_SUBSCRIBERS), "--rate", "20000",
-                        "--clock", "accelerated:720")
+                        "--clock", "accelerated:1440")
     _send_malformed(3)
     return container_stack
 
