@@ -18,7 +18,7 @@ import pytest
 from cdr.contract import RECORD_TYPES
 from cdr.pseudonym import DEVELOPMENT_KEY, pseudonymise
 from cdr.scoring import score
-from cdr.settings import get_settings
+from tests.integration.conftest import own_topics
 
 pytestmark = pytest.mark.stack
 
@@ -43,25 +43,9 @@ MALFORMED = {
 
 @pytest.fixture(scope="module")
 def stream_env(local_stack):
-    """Settings pointing at per-run topics; restores the environment afterwards."""
-    from streaming import jobs
-    from streaming.topics import admin_client, declared_topics
-
-    run = uuid.uuid4().hex[:8]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CDR_TOPICS__PREFIX", f"it-{run}.cdr.")
-        env.setenv("CDR_TOPICS__DEAD_LETTER", f"it-{run}.cdr.dead-letter")
-        env.setenv("CDR_TOPICS__SUBSCRIBERS", f"it-{run}.cdr.subscribers")
-        get_settings.cache_clear()
-        settings = get_settings()
+    """Settings pointing at per-run topics (the topics test creates them first)."""
+    with own_topics(create=False) as settings:
         yield settings
-        try:
-            jobs.stop(settings, "detection", savepoint=False)
-        finally:
-            admin = admin_client(settings)  # kept referenced until the deletions complete
-            for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
-                done.result()
-    get_settings.cache_clear()
 
 
 @pytest.fixture
