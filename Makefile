@@ -231,12 +231,13 @@ fuzz: $(CORE)/.installed $(FLINK_VENV)/.installed ## Same verdict in Python, Spa
 test-local: setup ## Run the unit tests and the local stack's integration tests (no containers)
 	$(CORE)/bin/pytest -m "not compose and not recovery" $(PYTEST_ARGS)
 
-# Not in `make test`: the checkpoint-restart test alone takes 8-10 minutes, which CI's 90 does not
-# leave room for (docs/benchmarks.md, "Container stack"). Run it before changing the detection job's
-# state, its checkpoints or the restart path.
+# The restart tests of the detection job (from a savepoint, from the checkpoint of a cancelled run)
+# take about 13 minutes, which CI's 90 do not leave room for (docs/benchmarks.md, "Container
+# stack"): not in `make test`. Run them before changing the job's state, checkpoints or restart path.
+# They run in their module, after the uninterrupted detection they compare with.
 .PHONY: test-recovery
-test-recovery: setup ## The crash-recovery test: detection cancelled mid-stream, restarted from its checkpoint, same alerts (8-10 min)
-	$(CORE)/bin/pytest -m recovery $(PYTEST_ARGS)
+test-recovery: setup ## The speed layer's module with its restart tests: savepoint and checkpoint restarts give the same alerts (about 20 min)
+	$(CORE)/bin/pytest tests/integration/test_stream_pipeline.py $(PYTEST_ARGS)
 
 .PHONY: test-compose
 test-compose: $(CORE)/.installed engine env ## Build and start the container stack, then test it end to end (tests/compose)

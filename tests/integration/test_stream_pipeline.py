@@ -257,6 +257,7 @@ def _delete_alerts(settings, ids) -> None:
         conn.execute("DELETE FROM alerts WHERE alert_id = ANY(%s)", (list(ids),))
 
 
+@pytest.mark.recovery  # `make test-recovery`: with the one below, 13 minutes more than CI's budget leaves
 def test_stopping_mid_stream_and_resuming_from_the_savepoint_gives_the_same_alerts(stream_env, tmp_path,
                                                                                  own_resume_state):
     """Runs after the uninterrupted detection above, on the same topics: its alerts are the reference."""
@@ -318,7 +319,7 @@ def _settled_alerts(settings, day: dt.date, quiet_s: float = 90, timeout_s: floa
     return last
 
 
-@pytest.mark.recovery  # `make test-recovery`: 8-10 minutes, more than CI's budget leaves
+@pytest.mark.recovery
 def test_cancelling_mid_stream_and_restarting_from_the_latest_checkpoint_gives_the_same_alerts(stream_env, tmp_path,
                                                                                              own_resume_state):
     """The job is cancelled (no savepoint: as a crash leaves it) while the producer streams a day;
