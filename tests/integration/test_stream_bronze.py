@@ -36,14 +36,14 @@ VICTIM = "kafka-2"
 def bronze_env(local_stack):
     from streaming import jobs
 
-    with own_topics("itb", cancels=("bronze",), CDR_BRONZE__DIR="tests/bronze-{run}",
+    with own_topics("itb", cancels=(), CDR_BRONZE__DIR="tests/bronze-{run}",
                     CDR_BRONZE__DATABASE="itb_{run}_raw", CDR_BRONZE__CHECKPOINT_INTERVAL_S="5") as settings:
         jobs.stop(settings, "bronze", savepoint=False)  # one bronze job at a time on the cluster
         jobs.start(settings, "bronze", fresh=True)
         try:
             yield settings
         finally:
-            jobs.stop(settings, "bronze", savepoint=False)  # before its files go: it writes no more
+            jobs.stop(settings, "bronze", savepoint=False)  # here, before its files go: it writes no more
             query(local_stack, f"DROP DATABASE IF EXISTS `{settings.bronze.database}` CASCADE")
             path = settings.bronze_uri.removeprefix(settings.hdfs.uri)
             requests.delete(f"http://127.0.0.1:{settings.hdfs.namenode_http_port}/webhdfs/v1{path}",
