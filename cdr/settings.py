@@ -141,6 +141,7 @@ class ServingSettings(BaseModel):
     """The serving layer (serving/, docs/serving.md): the merged views in PostgreSQL's serving_db."""
 
     publish_after_batch: bool
+    retain_after_publish: bool
     speed_retention_hours: float = Field(ge=0)
     reconcile_tolerance: float = Field(ge=0, le=1)
 

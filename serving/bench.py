@@ -26,39 +26,61 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def queries(first: dt.date, last: dt.date) -> dict[str, tuple[str, tuple]]:
-    """The questions measured, over [first, last] (7 days); SQL and parameters."""
+    """The questions measured, over [first, last] (7 days); SQL and parameters. The two that sum
+    every cell are asked of their rollup view and, for comparison, of the cell-hour view."""
     lo, hi = first, last + dt.timedelta(days=1)
     return {
         "one cell, hourly, 7 days": (
             "SELECT hour_start, call_attempts, answered, dropped_or_failed, sms, data_bytes, source"
             " FROM serving.cell_hour WHERE cell_id = %s AND hour_start >= %s AND hour_start < %s ORDER BY hour_start",
             (None, lo, hi)),
-        "20 cells most dropped or failed, 7 days": (
+        "20 cells most dropped or failed, 7 days (serving.cell_day)": (
+            "SELECT cell_id, sum(dropped_or_failed) AS failed, sum(call_attempts) AS attempts FROM serving.cell_day"
+            " WHERE day >= %s AND day <= %s GROUP BY cell_id ORDER BY failed DESC, cell_id LIMIT 20", (first, last)),
+        "20 cells most dropped or failed, summed from serving.cell_hour": (
             "SELECT cell_id, sum(dropped_or_failed) AS failed, sum(call_attempts) AS attempts FROM serving.cell_hour"
-            " WHERE hour_start >= %s AND hour_start < %s GROUP BY cell_id ORDER BY failed DESC LIMIT 20", (lo, hi)),
-        "network per hour, 7 days (cell grain summed)": (
+            " WHERE hour_start >= %s AND hour_start < %s GROUP BY cell_id ORDER BY failed DESC, cell_id LIMIT 20",
+            (lo, hi)),
+        "network per hour, 7 days (serving.network_hour)": (
+            "SELECT hour_start, call_attempts, answered, dropped_or_failed, data_bytes, source"
+            " FROM serving.network_hour WHERE hour_start >= %s AND hour_start < %s ORDER BY 1", (lo, hi)),
+        "network per hour, summed from serving.cell_hour": (
             "SELECT hour_start, sum(call_attempts), sum(answered), sum(dropped_or_failed), sum(data_bytes), min(source)"
             " FROM serving.cell_hour WHERE hour_start >= %s AND hour_start < %s GROUP BY hour_start ORDER BY 1", (lo, hi)),
+        "latest hour held (the dashboards' seven days end there)": (
+            "SELECT hour_start FROM serving.latest_hour", ()),
         "incidents, 7 days": (
             "SELECT * FROM serving.incidents WHERE day >= %s AND day <= %s ORDER BY day, scenario", (first, last)),
     }
 
 
+# Each rollup question and the same question summed from the cell hours: their answers must agree.
+SAME_ANSWER = (("20 cells most dropped or failed, 7 days (serving.cell_day)",
+                "20 cells most dropped or failed, summed from serving.cell_hour"),
+               ("network per hour, 7 days (serving.network_hour)", "network per hour, summed from serving.cell_hour"))
+
+
 def measure_queries(conn, first: dt.date, last: dt.date, runs: int) -> dict[str, tuple[float, float, int]]:
-    """p50 and p95 in ms and the rows returned, per query (one warm-up run each)."""
+    """p50 and p95 in ms and the rows returned, per query (one warm-up run each). Stops if a rollup
+    answers differently from the cell hours it sums."""
     busiest = conn.execute("SELECT cell_id FROM serving.cell_hour WHERE hour_start >= %s AND hour_start < %s"
                            " GROUP BY cell_id ORDER BY sum(call_attempts) DESC LIMIT 1",
                            (first, last + dt.timedelta(days=1))).fetchone()
-    results = {}
+    results, answers = {}, {}
     for name, (sql, params) in queries(first, last).items():
         params = tuple(busiest[0] if p is None and busiest else p for p in params)
-        rows = len(conn.execute(sql, params).fetchall())
+        answers[name] = conn.execute(sql, params).fetchall()
+        rows = len(answers[name])
         samples = []
         for _ in range(runs):
             t0 = time.perf_counter()
             conn.execute(sql, params).fetchall()
             samples.append((time.perf_counter() - t0) * 1000)
         results[name] = (*_percentiles(samples), rows)
+    for rollup, summed in SAME_ANSWER:
+        if answers[rollup] != answers[summed]:
+            raise SystemExit(f"error: {rollup!r} answers differently from {summed!r}:\n"
+                             f"{answers[rollup][:3]}\n{answers[summed][:3]}")
     return results
 
 
@@ -76,6 +98,10 @@ def _copy_scaled(conn, days: list[dt.date], copies: int) -> list[dt.date]:
                         "INSERT INTO serving.speed_cell_hour SELECT hour_start + %s, cell_id || '#' || %s, call_attempts,"
                         " answered, dropped_or_failed, sms, data_bytes, 60, localtimestamp FROM serving.batch_cell_hour"
                         " WHERE day = %s", (shift, k, source))
+                    conn.execute(
+                        "INSERT INTO serving.speed_cell_day SELECT traffic_day + %s, cell_id || '#' || %s, call_attempts,"
+                        " answered, dropped_or_failed, sms, data_bytes, 1440, localtimestamp"
+                        " FROM serving.batch_cell_day WHERE day = %s", (shift, k, source))
                     conn.execute(
                         "INSERT INTO alerts SELECT 'bench' || md5(random()::TEXT), scenario, entity_type,"
                         " entity_id || '#' || %s, window_start + %s, window_end + %s, 'high', '{}'::jsonb, localtimestamp"
@@ -95,9 +121,10 @@ def _copy_scaled(conn, days: list[dt.date], copies: int) -> list[dt.date]:
                         " entity_id || '#' || %s, window_start + %s, window_end + %s, 'high', '{}'::jsonb, localtimestamp"
                         " FROM serving.batch_anomalies WHERE day = %s", (k, shift, shift, source))
             if not speed:
+                conn.execute("SELECT serving.roll_up_batch_day(%s)", (target,))
                 conn.execute("INSERT INTO serving.published_day VALUES (%s, localtimestamp, '{}')", (target,))
-    conn.execute("ANALYZE serving.batch_cell_hour")
-    conn.execute("ANALYZE serving.speed_cell_hour")
+    for table in ("batch_cell_hour", "batch_cell_day", "batch_network_hour", "speed_cell_hour", "speed_cell_day"):
+        conn.execute(f"ANALYZE serving.{table}")
     conn.execute("ANALYZE alerts")
     return bench
 
@@ -106,7 +133,8 @@ def _remove_scaled(conn, bench: list[dt.date]) -> None:
     first, end = bench[0], bench[-1] + dt.timedelta(days=1)
     with conn.transaction():
         conn.execute("DELETE FROM serving.published_day WHERE day >= %s AND day < %s", (first, end))
-        conn.execute("DELETE FROM serving.batch_cell_hour WHERE day >= %s AND day < %s", (first, end))
+        for table in ("batch_cell_hour", "batch_cell_day", "batch_network_hour", "speed_cell_day"):
+            conn.execute(f"DELETE FROM serving.{table} WHERE day >= %s AND day < %s", (first, end))
         conn.execute("DELETE FROM serving.batch_anomalies WHERE day >= %s AND day < %s", (first, end))
         conn.execute("DELETE FROM serving.speed_cell_hour WHERE hour_start >= %s AND hour_start < %s", (first, end))
         conn.execute("DELETE FROM alerts WHERE window_start >= %s AND window_start < %s", (first, end))
@@ -123,6 +151,8 @@ def measure_publish(settings: Settings, day: dt.date | None, runs: int) -> tuple
 
     spark = batch_session("cdr-bench-serving")
     try:
+        if not spark.catalog.tableExists("cdr_dw.fact_usage"):
+            raise SystemExit("error: there is no warehouse cdr_dw on this stack: run `make demo` first")
         day = day or spark.table("cdr_dw.fact_usage").agg(F.max("date")).first()[0]
         if day is None:
             raise SystemExit("error: the warehouse cdr_dw holds no day: run `make demo` first")
@@ -175,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     with store.connect(settings, autocommit=True) as conn:
         print(f"\n== merged views, {first} .. {last}: the demo's data ({args.queries} runs each) ==")
         for name, (p50, p95, rows) in measure_queries(conn, first, last, args.queries).items():
-            print(f"  {name:<46} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({rows:,} rows)")
+            print(f"  {name:<62} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({rows:,} rows)")
         bench = _copy_scaled(conn, (days * 7)[:7], args.scale)
         try:
             cell_hours = conn.execute("SELECT count(*) FROM serving.cell_hour WHERE hour_start >= %s AND hour_start < %s",
@@ -183,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n== merged views, {args.scale}x the demo's rows ({cell_hours:,} cell-hours over 7 days, "
                   f"the last day from the speed layer) ==")
             for name, (p50, p95, rows) in measure_queries(conn, bench[0], bench[-1], args.queries).items():
-                print(f"  {name:<46} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({rows:,} rows)")
+                print(f"  {name:<62} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({rows:,} rows)")
         finally:
             _remove_scaled(conn, bench)
 

@@ -56,9 +56,16 @@ def publish(tables: Callable[[str, str], DataFrame], days: list[dt.date], settin
     try:
         frames = views.build(usage, tables("cdr_dw", "anomalies").filter(F.col("date").isin(*wanted)),
                              tables("cdr_ops", "reconciliation").filter(F.col("date").isin(*wanted)))
-        return publish_views(frames, days, settings, log)
+        result = publish_views(frames, days, settings, log)
     finally:
         usage.unpersist()
+    if settings.serving.retain_after_publish:  # the daily batch is the retention's schedule
+        hours = settings.serving.speed_retention_hours
+        with store.connect(settings) as conn:
+            removed = store.retain_speed(conn, hours)
+        log(f"publish: retention removed {removed['kpi_cell_minute']:,} cell-minute and "
+            f"{removed['kpi_service_minute']:,} service-minute rows of days published {hours:g} h ago or more")
+    return result
 
 
 def publish_views(frames: dict[str, DataFrame], days: list[dt.date], settings: Settings,

@@ -95,6 +95,50 @@ CREATE TABLE IF NOT EXISTS serving.batch_records_day (
     PRIMARY KEY (day, record_type)
 );
 
+-- Rollups of a published day, for questions that sum every cell of a range (the 20 worst cells of
+-- a week, the network per hour): computed from the day's batch_cell_hour in the transaction that
+-- publishes it (serving.roll_up_batch_day), so they switch with the day. Their grain is the hour's
+-- day, like the speed side's: a landed day's few records of the day before get a row of their own.
+CREATE TABLE IF NOT EXISTS serving.batch_cell_day (
+    day               DATE NOT NULL,         -- landed (the publication's day)
+    traffic_day       DATE NOT NULL,         -- the day of the records' hours
+    cell_id           TEXT NOT NULL,
+    call_attempts     BIGINT NOT NULL,
+    answered          BIGINT NOT NULL,
+    dropped_or_failed BIGINT NOT NULL,
+    sms               BIGINT NOT NULL,
+    data_bytes        BIGINT NOT NULL,
+    PRIMARY KEY (day, traffic_day, cell_id)
+);
+
+CREATE TABLE IF NOT EXISTS serving.batch_network_hour (
+    day               DATE NOT NULL,
+    hour_start        TIMESTAMP NOT NULL,
+    call_attempts     BIGINT NOT NULL,
+    answered          BIGINT NOT NULL,
+    dropped_or_failed BIGINT NOT NULL,
+    sms               BIGINT NOT NULL,
+    data_bytes        BIGINT NOT NULL,
+    PRIMARY KEY (day, hour_start)
+);
+
+CREATE OR REPLACE FUNCTION serving.roll_up_batch_day(d DATE) RETURNS VOID LANGUAGE sql AS $$
+    DELETE FROM serving.batch_cell_day WHERE day = d;
+    INSERT INTO serving.batch_cell_day
+    SELECT day, hour_start::DATE, cell_id, sum(call_attempts), sum(answered), sum(dropped_or_failed), sum(sms),
+           sum(data_bytes)
+      FROM serving.batch_cell_hour WHERE day = d GROUP BY day, hour_start::DATE, cell_id;
+    DELETE FROM serving.batch_network_hour WHERE day = d;
+    INSERT INTO serving.batch_network_hour
+    SELECT day, hour_start, sum(call_attempts), sum(answered), sum(dropped_or_failed), sum(sms), sum(data_bytes)
+      FROM serving.batch_cell_hour WHERE day = d GROUP BY day, hour_start;
+$$;
+
+-- Days published before the rollups existed get theirs once.
+SELECT serving.roll_up_batch_day(p.day) FROM serving.published_day p
+ WHERE NOT EXISTS (SELECT 1 FROM serving.batch_network_hour n WHERE n.day = p.day)
+   AND EXISTS (SELECT 1 FROM serving.batch_cell_hour b WHERE b.day = p.day);
+
 -- Speed views at the batch's grain, kept by triggers on the speed layer's per-minute tables: each
 -- upsert of a minute adds its difference to its hour, so the merged views read hours, not minutes.
 CREATE TABLE IF NOT EXISTS serving.speed_cell_hour (
@@ -110,6 +154,22 @@ CREATE TABLE IF NOT EXISTS serving.speed_cell_hour (
     PRIMARY KEY (hour_start, cell_id)
 );
 CREATE INDEX IF NOT EXISTS speed_cell_hour_cell ON serving.speed_cell_hour (cell_id, hour_start);
+
+-- The speed layer's cell days, kept by the same trigger as its cell hours. No network-hour table on
+-- this side: every cell's minutes would update one row per hour from concurrent sink transactions
+-- (lock waits, deadlocks); the speed layer holds a day or two, summed when read.
+CREATE TABLE IF NOT EXISTS serving.speed_cell_day (
+    day               DATE NOT NULL,
+    cell_id           TEXT NOT NULL,
+    call_attempts     BIGINT NOT NULL,
+    answered          BIGINT NOT NULL,
+    dropped_or_failed BIGINT NOT NULL,
+    sms               BIGINT NOT NULL,
+    data_bytes        BIGINT NOT NULL,
+    minutes           INT NOT NULL,          -- minutes of the day the stream has closed for the cell
+    updated_at        TIMESTAMP NOT NULL,
+    PRIMARY KEY (day, cell_id)
+);
 
 CREATE TABLE IF NOT EXISTS serving.speed_service_hour (
     hour_start        TIMESTAMP NOT NULL,
@@ -144,9 +204,20 @@ BEGIN
         dropped_or_failed = h.dropped_or_failed + EXCLUDED.dropped_or_failed, sms = h.sms + EXCLUDED.sms,
         data_bytes = h.data_bytes + EXCLUDED.data_bytes, minutes = h.minutes + EXCLUDED.minutes,
         updated_at = EXCLUDED.updated_at;
-    IF TG_OP = 'DELETE' THEN   -- the hour's last minute gone: so is the hour
+    INSERT INTO serving.speed_cell_day AS d VALUES (
+        r.minute_start::DATE, r.cell_id, sign * r.call_attempts, sign * r.answered,
+        sign * r.dropped_or_failed, sign * r.sms, sign * r.data_bytes,
+        CASE TG_OP WHEN 'INSERT' THEN 1 WHEN 'DELETE' THEN -1 ELSE 0 END, localtimestamp)
+    ON CONFLICT (day, cell_id) DO UPDATE SET
+        call_attempts = d.call_attempts + EXCLUDED.call_attempts, answered = d.answered + EXCLUDED.answered,
+        dropped_or_failed = d.dropped_or_failed + EXCLUDED.dropped_or_failed, sms = d.sms + EXCLUDED.sms,
+        data_bytes = d.data_bytes + EXCLUDED.data_bytes, minutes = d.minutes + EXCLUDED.minutes,
+        updated_at = EXCLUDED.updated_at;
+    IF TG_OP = 'DELETE' THEN   -- the hour's (the day's) last minute gone: so is the hour (the day)
         DELETE FROM serving.speed_cell_hour
          WHERE hour_start = date_trunc('hour', r.minute_start) AND cell_id = r.cell_id AND minutes <= 0;
+        DELETE FROM serving.speed_cell_day
+         WHERE day = r.minute_start::DATE AND cell_id = r.cell_id AND minutes <= 0;
     END IF;
     RETURN NULL;
 END $$;
@@ -181,7 +252,7 @@ END $$;
 CREATE OR REPLACE FUNCTION serving.truncate_speed_hours() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'kpi_cell_minute' THEN
-        TRUNCATE serving.speed_cell_hour;
+        TRUNCATE serving.speed_cell_hour, serving.speed_cell_day;
     ELSE
         TRUNCATE serving.speed_service_hour;
     END IF;
@@ -219,6 +290,40 @@ SELECT s.hour_start, s.service, s.records, s.answered, s.dropped_or_failed, s.da
        NULL::BIGINT, NULL::NUMERIC, 'speed'::TEXT, s.updated_at   -- the stream has no durations, no prices
   FROM serving.speed_service_hour s
  WHERE NOT EXISTS (SELECT 1 FROM serving.published_day p WHERE p.day = s.hour_start::DATE);
+
+-- Rollups merged the same way: per day and cell, and per hour of the whole network. Each equals the
+-- sum of serving.cell_hour at its grain (`day` is the day of the hours), read from far fewer rows.
+CREATE OR REPLACE VIEW serving.cell_day AS
+SELECT b.traffic_day AS day, b.cell_id, b.call_attempts, b.answered, b.dropped_or_failed, b.sms, b.data_bytes,
+       'batch'::TEXT AS source, p.published_at AS source_time
+  FROM serving.batch_cell_day b JOIN serving.published_day p ON p.day = b.day
+UNION ALL
+SELECT s.day, s.cell_id, s.call_attempts, s.answered, s.dropped_or_failed, s.sms, s.data_bytes,
+       'speed'::TEXT, s.updated_at
+  FROM serving.speed_cell_day s
+ WHERE NOT EXISTS (SELECT 1 FROM serving.published_day p WHERE p.day = s.day);
+
+CREATE OR REPLACE VIEW serving.network_hour AS
+SELECT b.hour_start, sum(b.call_attempts)::BIGINT AS call_attempts, sum(b.answered)::BIGINT AS answered,
+       sum(b.dropped_or_failed)::BIGINT AS dropped_or_failed, sum(b.sms)::BIGINT AS sms,
+       sum(b.data_bytes)::BIGINT AS data_bytes, 'batch'::TEXT AS source, max(p.published_at) AS source_time
+  FROM serving.batch_network_hour b JOIN serving.published_day p ON p.day = b.day
+ GROUP BY b.hour_start   -- an hour's records landed on two days (a few late ones): one row
+UNION ALL
+SELECT s.hour_start, sum(s.call_attempts)::BIGINT, sum(s.answered)::BIGINT,
+       sum(s.dropped_or_failed)::BIGINT, sum(s.sms)::BIGINT, sum(s.data_bytes)::BIGINT, 'speed'::TEXT,
+       max(s.updated_at)
+  FROM serving.speed_cell_hour s
+ WHERE NOT EXISTS (SELECT 1 FROM serving.published_day p WHERE p.day = s.hour_start::DATE)
+ GROUP BY s.hour_start;
+
+-- The latest hour the merged views hold (the max of serving.cell_hour's hours), from an index and
+-- the rollup instead of a scan of every cell-hour: dashboards anchor their seven days on it.
+CREATE OR REPLACE VIEW serving.latest_hour AS
+SELECT GREATEST(
+    (SELECT max(b.hour_start) FROM serving.batch_network_hour b JOIN serving.published_day p ON p.day = b.day),
+    (SELECT max(s.hour_start) FROM serving.speed_cell_hour s
+      WHERE NOT EXISTS (SELECT 1 FROM serving.published_day p WHERE p.day = s.hour_start::DATE))) AS hour_start;
 
 -- Subscriber days and revenue come from the batch only (the stream keeps no per-subscriber state
 -- and rates nothing): the views say so in `source`.
@@ -296,3 +401,5 @@ CREATE TABLE IF NOT EXISTS serving.layer_reconciliation (
     verdict              TEXT NOT NULL,      -- balanced | within tolerance | incomplete | unexplained difference
     PRIMARY KEY (day, record_type)
 );
+-- Records the stream's windows dropped as late (late_records): explained, not unexplained.
+ALTER TABLE serving.layer_reconciliation ADD COLUMN IF NOT EXISTS late_dropped BIGINT NOT NULL DEFAULT 0;

@@ -18,6 +18,8 @@ SPEED_SQL = Path(__file__).resolve().parents[1] / "streaming" / "serving.sql"
 # Batch views, in the order a day is swapped; each is keyed by `day`.
 BATCH_TABLES = ("batch_cell_hour", "batch_service_hour", "batch_subscriber_day", "batch_revenue_day",
                 "batch_anomalies", "batch_records_day")
+# Rollups of a published day, computed from its batch_cell_hour in the same transaction.
+BATCH_ROLLUPS = ("batch_cell_day", "batch_network_hour")
 # A lock no other statement takes: publications and retention of the store run one at a time.
 _PUBLISH_LOCK = 0x5E_21_4E
 
@@ -33,13 +35,13 @@ def connect(settings: Settings, autocommit: bool = False) -> Iterator:
 
 
 def apply_schema(settings: Settings) -> None:
-    """The speed layer's tables, then the serving schema; the speed hours are rebuilt from the
-    minutes when their tables are new (a stack that streamed before the serving layer existed)."""
+    """The speed layer's tables, then the serving schema; the speed hours and cell days are rebuilt
+    from the minutes when a table of theirs is new (a stack that streamed before it existed)."""
     with connect(settings, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_PUBLISH_LOCK,))
         try:
             conn.execute(SPEED_SQL.read_text())
-            new = conn.execute("SELECT to_regclass('serving.speed_cell_hour') IS NULL").fetchone()[0]
+            new = conn.execute("SELECT to_regclass('serving.speed_cell_day') IS NULL").fetchone()[0]
             conn.execute(SCHEMA_SQL.read_text())
             if new:
                 rebuild_speed_hours(conn)
@@ -48,13 +50,20 @@ def apply_schema(settings: Settings) -> None:
 
 
 def rebuild_speed_hours(conn) -> None:
-    """The speed hour tables recomputed from the per-minute tables (what the triggers maintain)."""
+    """The speed hour and cell-day tables recomputed from the per-minute tables (what the triggers
+    maintain)."""
     with conn.transaction():
         conn.execute("DELETE FROM serving.speed_cell_hour")
         conn.execute("""
             INSERT INTO serving.speed_cell_hour
             SELECT date_trunc('hour', minute_start), cell_id, sum(call_attempts), sum(answered),
                    sum(dropped_or_failed), sum(sms), sum(data_bytes), count(*), localtimestamp
+              FROM kpi_cell_minute GROUP BY 1, 2""")
+        conn.execute("DELETE FROM serving.speed_cell_day")
+        conn.execute("""
+            INSERT INTO serving.speed_cell_day
+            SELECT minute_start::DATE, cell_id, sum(call_attempts), sum(answered), sum(dropped_or_failed),
+                   sum(sms), sum(data_bytes), count(*), localtimestamp
               FROM kpi_cell_minute GROUP BY 1, 2""")
         conn.execute("DELETE FROM serving.speed_service_hour")
         conn.execute("""
@@ -80,6 +89,7 @@ def swap_day(conn, day: dt.date, staging: dict[str, str]) -> dict[str, int]:
             done = conn.execute(f"INSERT INTO serving.{table} ({names}) SELECT {names} FROM serving.{staging[table]}"
                                 " WHERE day = %s", (day,))
             rows[table] = done.rowcount
+        conn.execute("SELECT serving.roll_up_batch_day(%s)", (day,))
         conn.execute("INSERT INTO serving.published_day (day, published_at, batch_rows) VALUES (%s, localtimestamp, %s)"
                      " ON CONFLICT (day) DO UPDATE SET published_at = EXCLUDED.published_at,"
                      " batch_rows = EXCLUDED.batch_rows", (day, json.dumps(rows)))
@@ -97,7 +107,7 @@ def unpublish(conn, day: dt.date) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
         conn.execute("DELETE FROM serving.published_day WHERE day = %s", (day,))
-        for table in BATCH_TABLES:
+        for table in BATCH_TABLES + BATCH_ROLLUPS:
             conn.execute(f"DELETE FROM serving.{table} WHERE day = %s", (day,))
 
 

@@ -399,7 +399,8 @@ def stream_compact(
 
 @stream_app.command("status")
 def stream_status() -> None:
-    """The speed layer's jobs on the cluster, with records valid and dead-lettered."""
+    """The speed layer's jobs on the cluster, with records valid and dead-lettered, and the records
+    the detection job's windows dropped as late."""
     from cdr.settings import get_settings
     from streaming import jobs
 
@@ -421,6 +422,17 @@ def stream_status() -> None:
         if not any(j.name == spec.name and j.state == "RUNNING" for j in found):
             point = jobs.resume_point(settings, name)
             typer.echo(f"{spec.name:<16} next start resumes from {point or 'its committed Kafka offsets (none: the start of the topics)'}")
+    late = jobs.late_records(settings)
+    if late:
+        per_day: dict = {}
+        for day, record_type, n in late:
+            per_day.setdefault(day, []).append(f"{record_type} {n:,}")
+        typer.echo(f"records dropped as late by the detection job's windows: {sum(n for *_, n in late):,} "
+                   "(in no KPI or alert; docs/streaming.md, Late records)")
+        for day, counts in per_day.items():
+            typer.echo(f"  {day}: {', '.join(counts)}")
+    else:
+        typer.echo("records dropped as late by the detection job's windows: none")
 
 
 @stream_app.command("score")

@@ -87,7 +87,18 @@ def running(settings: Settings, job: str) -> JobState | None:
     return next((j for j in list_jobs(settings) if j.name == name and j.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING")), None)
 
 
-SERVING_TABLES = ("alerts", "kpi_cell_minute", "kpi_service_minute")
+SERVING_TABLES = ("alerts", "kpi_cell_minute", "kpi_service_minute", "late_records")
+
+
+def late_records(settings: Settings) -> list[tuple]:
+    """(event day, record type, records) the detection job's windows dropped as late (late_records)."""
+    import psycopg
+
+    apply_serving_schema(settings)
+    pg = settings.postgres
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user=pg.user, dbname=pg.serving_db, autocommit=True) as conn:
+        return conn.execute("SELECT day, record_type, sum(records)::BIGINT FROM late_records GROUP BY 1, 2"
+                            " ORDER BY 1, 2").fetchall()
 
 
 def truncate_serving_tables(settings: Settings) -> None:

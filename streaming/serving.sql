@@ -35,6 +35,17 @@ CREATE TABLE IF NOT EXISTS kpi_service_minute (
     PRIMARY KEY (service, minute_start)
 );
 
+-- Valid records the detection job's per-minute windows dropped as late (their minute had closed:
+-- the watermark was past it), counted every 10 s of processing time per event day and record type.
+-- Appended, at least once: the reconciliation sums them (serving/reconcile.py).
+CREATE TABLE IF NOT EXISTS late_records (
+    counted_at  TIMESTAMP NOT NULL,         -- end of the 10 s in which they arrived (processing time, UTC)
+    day         DATE NOT NULL,              -- the records' event day
+    record_type TEXT NOT NULL,
+    records     BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS late_records_day ON late_records (day, record_type);
+
 -- The cell reference the detection job looks cells up in (`cdr stream start` loads it): position,
 -- and reach_km, how far subscribers of the cell normally move (streaming.jobs.write_cells).
 CREATE TABLE IF NOT EXISTS cell_reference (

@@ -161,3 +161,11 @@ CREATE TABLE kpi_service_sink (
   dropped_or_failed BIGINT, data_bytes BIGINT,
   PRIMARY KEY (service, minute_start) NOT ENFORCED
 ) WITH ({_jdbc(settings, 'kpi_service_minute')})"""
+
+
+def late_records_sink(settings: Settings) -> str:
+    """Appended counts (no key): each 10 s of processing time adds its own rows."""
+    return f"""
+CREATE TABLE late_records_sink (
+  counted_at TIMESTAMP(3), event_day DATE, record_type STRING, records BIGINT
+) WITH ({_jdbc(settings, 'late_records')})"""

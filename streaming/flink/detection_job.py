@@ -21,6 +21,7 @@ from pyflink.table.udf import udf
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_NAME = "cdr-detection"
 COUNT_WINDOW = "INTERVAL '1' SECOND"  # how often the records counters move (processing time)
+LATE_COUNT_WINDOW = "INTERVAL '10' SECOND"  # how often late records are counted into late_records
 
 
 def build(t_env: TableEnvironment, key: bytes, group_id: str, profile_name: str = "algeria") -> None:
@@ -30,8 +31,8 @@ def build(t_env: TableEnvironment, key: bytes, group_id: str, profile_name: str 
     from streaming.flink.events import event_columns
     from streaming.flink.rules import alerts, detect, kpis_per_cell, kpis_per_service
     from streaming.flink.udfs import CountRecords, PublishEntity
-    from streaming.flink.validation import (cdr_fields, code_of, field_of, reason, typed_columns, unreadable_code,
-                                            unreadable_sql, violation)
+    from streaming.flink.validation import (cdr_fields, code_of, field_of, reason, typed_column, typed_columns,
+                                            unreadable_code, unreadable_sql, violation)
     from streaming.topics import cdr_topic_names
 
     settings, profile = get_settings(), load_profile(profile_name)
@@ -42,7 +43,7 @@ def build(t_env: TableEnvironment, key: bytes, group_id: str, profile_name: str 
         ddl.raw_kafka_table(settings, "cdr_raw_messages", topics, f"{group_id}-unreadable",
                             extra=",\n  proc_time AS PROCTIME()"),
         ddl.cell_reference_table(settings), ddl.dead_letter_sink(settings), ddl.alerts_sink(settings),
-        ddl.kpi_cell_sink(settings), ddl.kpi_service_sink(settings),
+        ddl.kpi_cell_sink(settings), ddl.kpi_service_sink(settings), ddl.late_records_sink(settings),
         "CREATE TABLE record_counts (outcome STRING, n BIGINT) WITH ('connector' = 'blackhole')",
     ):
         t_env.execute_sql(statement)
@@ -79,6 +80,18 @@ SELECT topic, `partition`, `offset`, code, field, {reason('code', 'field')} AS r
     statements.add_insert("kpi_service_sink", kpis_per_service(t_env, events))
     statements.add_insert("dead_letter", t_env.sql_query(
         "SELECT topic, `partition`, `offset`, code, field, reason, payload, CURRENT_TIMESTAMP FROM dead_letters"))
+    # Valid records whose minute had closed when they arrived (a window fires once the watermark
+    # reaches its last millisecond): every window of the job drops them, silently. Counted here,
+    # before the exchange to the windows, against the watermark this operator has seen: exact at
+    # parallelism 1, an upper bound above it (a window's watermark is the least of its inputs').
+    t_env.create_temporary_view("late_events", t_env.sql_query(f"""
+SELECT CAST(event_time AS DATE) AS event_day, {typed_column('record_type')} AS record_type, proc_time FROM checked
+WHERE violation IS NULL AND CURRENT_WATERMARK(event_time) IS NOT NULL
+  AND FLOOR(event_time TO MINUTE) + INTERVAL '1' MINUTE - INTERVAL '0.001' SECOND <= CURRENT_WATERMARK(event_time)"""))
+    statements.add_insert("late_records_sink", t_env.sql_query(f"""
+SELECT window_end, event_day, record_type, COUNT(*)
+FROM TABLE(TUMBLE(TABLE late_events, DESCRIPTOR(proc_time), {LATE_COUNT_WINDOW}))
+GROUP BY window_start, window_end, event_day, record_type"""))
     t_env.create_temporary_view("outcomes", t_env.sql_query(f"""
 SELECT CASE WHEN violation IS NULL THEN 'valid' ELSE 'dead_lettered' END AS outcome, proc_time FROM checked
 UNION ALL

@@ -146,6 +146,24 @@ def delete_minutes(settings, first: dt.date, days: int) -> None:
         for table in ("kpi_cell_minute", "kpi_service_minute"):
             conn.execute(f"DELETE FROM {table} WHERE minute_start >= %s AND minute_start < %s",
                          (first, first + dt.timedelta(days=days)))
+        conn.execute("DELETE FROM late_records WHERE day >= %s AND day < %s", (first, first + dt.timedelta(days=days)))
+
+
+def wait_late_counted(settings, day: dt.date, records: int, timeout_s: float = 90) -> None:
+    """Until the detection job has counted ``records`` late records of ``day`` (it counts them every
+    10 s of processing time), and no more a while later."""
+    from serving import store
+
+    deadline = time.monotonic() + timeout_s
+    with store.connect(settings, autocommit=True) as conn:
+        def counted() -> int:
+            return conn.execute("SELECT coalesce(sum(records), 0) FROM late_records WHERE day = %s", (day,)).fetchone()[0]
+
+        while counted() < records:
+            assert time.monotonic() < deadline, f"{counted()} late records of {day} counted, not {records}"
+            time.sleep(2)
+        time.sleep(12)  # one more counting window: nothing else is late
+        assert counted() == records
 
 
 def wait_day_closed(settings, day: dt.date, timeout_s: float = 420) -> None:

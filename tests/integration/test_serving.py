@@ -5,7 +5,8 @@ by the batch while a reader queries; the layers reconciled; incidents merged.
 The batch publishes both its days when it runs; this module takes the second day back out of the
 batch views first (`cdr serving unpublish`), as if the batch had not reached it yet, and streams
 it from the dataset's files on topics of its own. Its days are the batch fixture's (2026-01-05/06),
-which no other module streams.
+which no other module streams. A few valid records of the day are held back and sent once the
+stream has closed the day: its windows drop them as late, and the layers must account for them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pytest
 
 from cdr.contract import RECORD_TYPES
 from cdr.pseudonym import DEVELOPMENT_KEY, pseudonymise
-from tests.integration.conftest import cdr, closing_hour, delete_minutes, own_topics, wait_day_closed
+from tests.integration.conftest import (cdr, closing_hour, delete_minutes, own_topics, wait_day_closed,
+                                        wait_late_counted)
 
 pytestmark = [pytest.mark.stack]
 
@@ -47,9 +49,71 @@ def _records_per_day(conn, first: dt.date, last: dt.date) -> dict[tuple[dt.date,
     return {(day, service): (source, records) for day, service, source, records in rows}
 
 
+def _assert_rollups_sum_the_cell_hours(conn, first: dt.date, last: dt.date) -> None:
+    """serving.cell_day and serving.network_hour hold exactly the sums of serving.cell_hour at their
+    grain, with the same source, for every day in [first, last]."""
+    lo, hi = first, last + dt.timedelta(days=1)
+    measures = "call_attempts, answered, dropped_or_failed, sms, data_bytes"
+    summed = ", ".join(f"sum({m})::BIGINT" for m in measures.split(", "))
+    cell_days = conn.execute(f"SELECT day, cell_id, {measures}, source FROM serving.cell_day"
+                             " WHERE day >= %s AND day <= %s", (first, last)).fetchall()
+    assert sorted(cell_days) == sorted(conn.execute(
+        f"SELECT hour_start::DATE, cell_id, {summed}, min(source) FROM serving.cell_hour"
+        " WHERE hour_start >= %s AND hour_start < %s GROUP BY 1, 2", (lo, hi)).fetchall())
+    network = conn.execute(f"SELECT hour_start, {measures}, source FROM serving.network_hour"
+                           " WHERE hour_start >= %s AND hour_start < %s ORDER BY 1", (lo, hi)).fetchall()
+    assert network == conn.execute(
+        f"SELECT hour_start, {summed}, min(source) FROM serving.cell_hour"
+        " WHERE hour_start >= %s AND hour_start < %s GROUP BY 1 ORDER BY 1", (lo, hi)).fetchall()
+    assert {d for d, *_ in cell_days} == {first, last} and len(network) >= 48
+    assert conn.execute("SELECT hour_start FROM serving.latest_hour").fetchone() == conn.execute(
+        "SELECT max(hour_start) FROM serving.cell_hour").fetchone()
+
+
+def _hold_back(batch, data, day: dt.date, per_type: int = 20):
+    """``batch`` split into the records to send on time and ``per_type`` valid SMS and data records
+    of the day's first hour, outside every scenario's windows (no defect), to send after the day
+    has closed."""
+    import json
+
+    import numpy as np
+    import pyarrow.dataset as ds
+
+    from streaming.source import TYPES, Batch
+
+    defects = set(ds.dataset(data / "labels" / "defects.parquet").to_table().column("record_id").to_pylist())
+    scenarios = [s for s in ds.dataset(data / "labels" / "scenarios.parquet").to_table().to_pylist()
+                 if s["start_time"].date() == day]
+    first_hour_end = int(dt.datetime.combine(day, dt.time(1), dt.timezone.utc).timestamp() * 1_000_000)
+    margin = dt.timedelta(hours=2)  # the longest detection window
+
+    def in_a_scenario(us: int) -> bool:
+        t = dt.datetime.fromtimestamp(us / 1_000_000, dt.timezone.utc)
+        return any(s["start_time"] - margin <= t <= s["end_time"] + margin for s in scenarios)
+
+    held, wanted = [], Counter({"sms": per_type, "data": per_type})
+    for i in np.flatnonzero(batch.event_us < first_hour_end):
+        if in_a_scenario(int(batch.event_us[i])):
+            continue
+        record = json.loads(batch.values[i])
+        rt = TYPES[batch.type_index[i]]
+        if wanted[rt] and record["record_id"] not in defects and record["start_time"].startswith(str(day)):
+            held.append(i)
+            wanted[rt] -= 1
+    assert not +wanted, f"the first hour of {day} has too few valid SMS and data records"
+
+    def take(index) -> Batch:
+        return Batch(batch.type_index[index], [batch.keys[i] for i in index], [batch.values[i] for i in index],
+                     batch.event_us[index])
+
+    on_time = np.setdiff1d(np.arange(len(batch)), held)
+    return take(on_time), take(np.array(held)), Counter(TYPES[batch.type_index[i]] for i in held)
+
+
 @pytest.fixture(scope="module")
 def layers(batch_layer, local_stack, tmp_path_factory):
-    """Day 1 published by the batch, day 2 streamed (and closed by a first hour of day 3)."""
+    """Day 1 published by the batch, day 2 streamed (and closed by a first hour of day 3), then a
+    few of day 2's records sent late."""
     import pyarrow.dataset as ds
 
     from streaming import jobs
@@ -63,8 +127,9 @@ def layers(batch_layer, local_stack, tmp_path_factory):
         try:
             cells = jobs.write_cells(ds.dataset(batch_layer.data / "cells").to_table(),
                                      tmp_path_factory.mktemp("serving") / "cells.parquet", 6)
-            replay = list(DatasetSource(batch_layer.data).batches())[1:]  # the streamed day
-            sent = send(settings, itertools.chain(replay, closing_hour(streamed)), Pacing(rate=None))
+            [replay] = list(DatasetSource(batch_layer.data).batches())[1:]  # the streamed day
+            replay, late, held = _hold_back(replay, batch_layer.data, streamed)
+            sent = send(settings, itertools.chain([replay], closing_hour(streamed)), Pacing(rate=None))
             assert sent.errors == 0
             # Started once the topics hold the whole stream: a job that waits on empty partitions
             # declares them idle, and a burst then arriving on some partitions first moves the
@@ -72,7 +137,11 @@ def layers(batch_layer, local_stack, tmp_path_factory):
             jobs.stop(settings, "detection", savepoint=False)
             jobs.start(settings, "detection", DEVELOPMENT_KEY, cells, fresh=True)
             wait_day_closed(settings, streamed)
-            yield {"first": first, "streamed": streamed, "settings": settings, "batch": batch_layer}
+            late_sent_at = time.time()
+            assert send(settings, iter([late]), Pacing(rate=None)).errors == 0
+            wait_late_counted(settings, streamed, sum(held.values()))
+            yield {"first": first, "streamed": streamed, "settings": settings, "batch": batch_layer, "held": held,
+                   "late_sent_at": late_sent_at}
         finally:
             jobs.stop(settings, "detection", savepoint=False)  # before its rows go: it writes no more
             delete_minutes(settings, streamed, 2)
@@ -80,17 +149,23 @@ def layers(batch_layer, local_stack, tmp_path_factory):
 
 def test_the_merged_views_read_the_published_day_from_the_batch_and_the_next_from_the_stream(layers):
     """Generated totals exactly: the batch day without its quarantined records and duplicates,
-    the streamed day without its invalid records (the stream keeps duplicates: the batch counts them)."""
+    the streamed day without its invalid records and the records sent late (the stream keeps
+    duplicates: the batch counts them), which the stream counted as late."""
     from serving import store
 
     first, streamed = layers["first"], layers["streamed"]
     with store.connect(layers["settings"]) as conn:
         merged = _records_per_day(conn, first, streamed)
+        _assert_rollups_sum_the_cell_hours(conn, first, streamed)
     for day, source in ((first, "batch"), (streamed, "speed")):
         for rt, (records, invalid, duplicates) in _generated(layers["batch"].data, day).items():
-            kept = records - invalid - (duplicates if source == "batch" else 0)
+            kept = records - invalid - (duplicates if source == "batch" else layers["held"][rt] if day == streamed else 0)
             assert merged[day, rt] == (source, kept), (day, rt, records, invalid, duplicates)
     assert {day for day, _ in merged} == {first, streamed}
+    with store.connect(layers["settings"]) as conn:
+        late = dict(conn.execute("SELECT record_type, sum(records) FROM late_records WHERE day = %s GROUP BY 1",
+                                 (streamed,)).fetchall())
+    assert late == dict(layers["held"])
 
 
 def test_publishing_the_streamed_day_switches_it_to_the_batch_without_a_gap_or_a_double_count(layers):
@@ -100,7 +175,7 @@ def test_publishing_the_streamed_day_switches_it_to_the_batch_without_a_gap_or_a
 
     first, streamed = layers["first"], layers["streamed"]
     generated = _generated(layers["batch"].data, streamed)
-    speed = {rt: ("speed", n - bad) for rt, (n, bad, _) in generated.items()}
+    speed = {rt: ("speed", n - bad - layers["held"][rt]) for rt, (n, bad, _) in generated.items()}
     batch = {rt: ("batch", n - bad - dup) for rt, (n, bad, dup) in generated.items()}
     seen, stop = Counter(), threading.Event()
 
@@ -123,6 +198,7 @@ def test_publishing_the_streamed_day_switches_it_to_the_batch_without_a_gap_or_a
     with store.connect(layers["settings"]) as conn:
         assert {rt: v for (d, rt), v in _records_per_day(conn, first, streamed).items() if d == streamed} == batch
         assert store.published_days(conn).keys() >= {first, streamed}
+        _assert_rollups_sum_the_cell_hours(conn, first, streamed)  # the rollups switched with the day
 
 
 def _publish(layers) -> None:
@@ -145,6 +221,10 @@ def test_the_reconciliation_of_a_streamed_and_batched_day_balances_and_catches_a
         rows = dict(conn.execute("SELECT record_type, verdict FROM serving.layer_reconciliation WHERE day = %s",
                                  (layers["streamed"],)).fetchall())
     assert rows == {rt: "balanced" for rt in RECORD_TYPES}
+    with store.connect(layers["settings"]) as conn:  # balanced because the late records are counted
+        late = dict(conn.execute("SELECT record_type, late_dropped FROM serving.layer_reconciliation WHERE day = %s"
+                                 " AND late_dropped > 0", (layers["streamed"],)).fetchall())
+    assert late == dict(layers["held"])
 
     # Records the batch saw and the stream did not: a minute of the stream's counts lost.
     with store.connect(layers["settings"]) as conn:
@@ -190,3 +270,22 @@ def test_every_labelled_scenario_of_the_streamed_day_is_one_incident_confirmed_b
         assert by_entity[key] == 1, (label, [i for i in incidents if i[0] == label["scenario"]])
         [status] = [i[2] for i in incidents if (i[0], i[1]) == key]
         assert status == "confirmed", (label, status)
+
+
+def test_the_records_dropped_as_late_raise_the_late_records_alert_in_prometheus(layers):
+    """Flink's own count of the windows' drops reaches Prometheus, and StreamDroppingLateRecords
+    fires for the detection job (monitoring/prometheus/rules/stack.yml)."""
+    import requests
+
+    url = f"http://127.0.0.1:{layers['settings'].prometheus.port}/api/v1/query_range"
+    query = 'ALERTS{alertname="StreamDroppingLateRecords", alertstate="firing", job_name="cdr_detection"}'
+    deadline = time.monotonic() + 120  # a scrape (10 s), a rule evaluation (10 s), with margin
+    while True:
+        found = requests.get(url, timeout=30, params={
+            "query": query, "start": layers["late_sent_at"], "end": time.time(), "step": "5"}).json()
+        assert found["status"] == "success", found
+        if found["data"]["result"] or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert found["data"]["result"], "StreamDroppingLateRecords did not fire after the late records"
+

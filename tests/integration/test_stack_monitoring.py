@@ -59,8 +59,7 @@ def test_rules_are_loaded_and_alertmanager_is_attached(local_stack):
 
 def test_alert_rules_pass_their_promtool_tests():
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian package prometheus) is installed by `cdr stack install`")
+    assert promtool, "promtool is missing: `make setup` (cdr stack install) installs it (Debian package prometheus)"
     result = subprocess.run([promtool, "test", "rules", str(RULE_TESTS)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout

@@ -227,8 +227,7 @@ def test_dashboard_uids_and_titles_are_unique():
 
 def test_every_query_parses(tmp_path):
     promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool (Debian package prometheus) is installed by `cdr stack install`")
+    assert promtool, "promtool is missing: `make setup` (cdr stack install) installs it (Debian package prometheus)"
     rules = []
     for path in dashboard_files():
         dashboard = load(path)

@@ -47,3 +47,11 @@ def test_a_record_type_only_one_layer_counted_is_reported():
     rows = compare(D, {"voice": SpeedCounts(5)}, {"sms": BatchCounts(3, 3, 0, 0)}, True, 0.0)
     assert [(r.record_type, r.speed.records, r.expected_speed, r.verdict) for r in rows] == [
         ("sms", 0, 3, "unexplained difference"), ("voice", 5, 0, "unexplained difference")]
+
+
+def test_records_the_stream_dropped_as_late_are_explained_and_its_measures_not_judged():
+    row = _one(SpeedCounts(90, 40, 1, 400, late=10), BatchCounts(100, 100, 0, 0, 44, 1, 500))
+    assert (row.expected_speed, row.unexplained, row.verdict) == (100, 0, "balanced")
+    assert not row.measures["data_bytes"]["compared"]
+    # a late count that explains more than the shortfall is itself a difference
+    assert _one(SpeedCounts(95, late=10), BatchCounts(100, 100, 0, 0)).unexplained == 5

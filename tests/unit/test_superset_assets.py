@@ -142,7 +142,7 @@ def test_serving_datasets_match_the_speed_layers_tables(assets):
 
 SERVING_SQL = REPO / "serving" / "schema.sql"
 # The seven days of the serving dashboard: those ending with the latest hour the merged views hold.
-SEVEN_DAYS = "(SELECT max(hour_start)::DATE - 6 FROM serving.cell_hour)"
+SEVEN_DAYS = "(SELECT hour_start::DATE - 6 FROM serving.latest_hour)"
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -231,8 +231,8 @@ def test_serving_view_datasets_have_the_columns_of_their_views(assets):
 
 def test_the_serving_dashboard_shows_the_same_seven_days_in_every_chart(assets):
     """Every chart of the serving dashboard reads a merged view, and each windowed dataset keeps the
-    same seven days: those ending with the latest hour of serving.cell_hour (the data's days, which
-    a relative time range such as "Last week" would miss on a replayed dataset)."""
+    same seven days: those ending with the latest hour of serving.cell_hour (serving.latest_hour: the
+    data's days, which a relative time range such as "Last week" would miss on a replayed dataset)."""
     datasets, charts = _by_uuid(assets, "datasets"), _by_uuid(assets, "charts")
     [dashboard] = [d for d in assets["dashboards"].values() if d["slug"] == "cdr-serving"]
     for uuid in chart_uuids_on(dashboard):
