@@ -164,8 +164,9 @@ CREATE TABLE kpi_service_sink (
 
 
 def late_records_sink(settings: Settings) -> str:
-    """Appended counts (no key): each 10 s of processing time adds its own rows."""
+    """Appended counts (no key): each 10 s of processing time adds its own rows. The JDBC sink
+    names the table's columns after these."""
     return f"""
 CREATE TABLE late_records_sink (
-  counted_at TIMESTAMP(3), event_day DATE, record_type STRING, records BIGINT
+  counted_at TIMESTAMP(3), `day` DATE, record_type STRING, records BIGINT
 ) WITH ({_jdbc(settings, 'late_records')})"""

@@ -54,3 +54,23 @@ def test_the_cli_reconciles_the_layers_and_lists_incidents(batch_run, stream_run
     incidents = stream_run.cdr("serving", "incidents", "--date", str(FIRST_DAY))
     counted = stream_run.psql(f"SELECT count(*) FROM serving.incidents WHERE day = DATE '{FIRST_DAY}'")[0][0]
     assert counted > 0 and f"{counted} incident(s)" in incidents.stdout, incidents.stdout
+
+
+def test_the_rollups_answer_what_summing_the_cell_hours_answers(batch_run):
+    """serving.cell_day and serving.network_hour, computed in each day's publication, against the
+    sums of serving.cell_hour over the published days."""
+    from tests.compose.conftest import DAYS
+
+    lo, hi = f"'{FIRST_DAY}'", f"'{FIRST_DAY + dt.timedelta(days=DAYS)}'"
+    measures = "call_attempts, answered, dropped_or_failed, sms, data_bytes"
+    summed = ", ".join(f"sum({m})::BIGINT" for m in measures.split(", "))
+    cell_days = batch_run.psql(f"SELECT day, cell_id, {measures} FROM serving.cell_day"
+                               f" WHERE day >= {lo} AND day < {hi} ORDER BY 1, 2")
+    assert len(cell_days) > 100 and cell_days == batch_run.psql(
+        f"SELECT hour_start::DATE, cell_id, {summed} FROM serving.cell_hour"
+        f" WHERE hour_start >= {lo} AND hour_start < {hi} GROUP BY 1, 2 ORDER BY 1, 2")
+    network = batch_run.psql(f"SELECT hour_start, {measures} FROM serving.network_hour"
+                             f" WHERE hour_start >= {lo} AND hour_start < {hi} ORDER BY 1")
+    assert len(network) >= 20 * DAYS and network == batch_run.psql(
+        f"SELECT hour_start, {summed} FROM serving.cell_hour WHERE hour_start >= {lo} AND hour_start < {hi}"
+        " GROUP BY 1 ORDER BY 1")
