@@ -36,6 +36,11 @@ SOURCES = {
     # Job-scoped Flink metrics (checkpoints, task and operator metrics, the detection job's
     # cdr_records_valid / cdr_records_dead_lettered) exist only while a job runs on the cluster.
     "flink job": (re.compile(r"\bflink_(jobmanager|taskmanager)_job_"), "min_over_time(flink_jobmanager_numRunningJobs[2m]) > 0"),
+    # Of those, the detection job's own (its counters, sinks and dead-letter writer) exist only while
+    # it runs: another job running (the bronze landing alone, after a test stopped the detection
+    # job) does not make them required. Running for 2 minutes now: a stopped job's series go stale.
+    "detection job": (re.compile(r"cdr_records_|cdr_scenario_alerts|operator_name=~\"(Sink|dead_letter)"),
+                      'flink_jobmanager_job_uptime{job_name="cdr_detection"} > 120000'),
     # A broker creates a topic's BrokerTopicMetrics series when that topic first gets traffic after the
     # broker started; only the all-topics series (topic="") exist from start-up.
     "per-topic broker meters": (re.compile(r'kafka_server_brokertopicmetrics_\w+\{(?![^}]*topic="")'), None),
