@@ -147,6 +147,28 @@ def layers(batch_layer, local_stack, tmp_path_factory):
             delete_minutes(settings, streamed, 2)
 
 
+def test_the_records_dropped_as_late_raise_the_late_records_alert(layers):
+    """Flink's own count of the windows' drops reaches Prometheus, StreamDroppingLateRecords fires
+    for the detection job (monitoring/prometheus/rules/stack.yml) and reaches Alertmanager. First
+    in the module: the alert resolves 5 minutes after the drops."""
+    import requests
+
+    settings = layers["settings"]
+    query = 'ALERTS{alertname="StreamDroppingLateRecords", alertstate="firing", job_name="cdr_detection"}'
+    deadline = time.monotonic() + 120  # a scrape (10 s), a rule evaluation (10 s), with margin
+    while True:
+        fired = requests.get(f"http://127.0.0.1:{settings.prometheus.port}/api/v1/query_range", timeout=30, params={
+            "query": query, "start": layers["late_sent_at"], "end": time.time(), "step": "5"}).json()
+        assert fired["status"] == "success", fired
+        received = requests.get(f"http://127.0.0.1:{settings.prometheus.alertmanager_port}/api/v2/alerts", timeout=30,
+                                params={"filter": 'alertname="StreamDroppingLateRecords"'}).json()
+        if (fired["data"]["result"] and received) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert fired["data"]["result"], "StreamDroppingLateRecords did not fire after the late records"
+    assert [a["labels"]["job_name"] for a in received] == ["cdr_detection"], received
+
+
 def test_the_merged_views_read_the_published_day_from_the_batch_and_the_next_from_the_stream(layers):
     """Generated totals exactly: the batch day without its quarantined records and duplicates,
     the streamed day without its invalid records and the records sent late (the stream keeps
@@ -270,22 +292,3 @@ def test_every_labelled_scenario_of_the_streamed_day_is_one_incident_confirmed_b
         assert by_entity[key] == 1, (label, [i for i in incidents if i[0] == label["scenario"]])
         [status] = [i[2] for i in incidents if (i[0], i[1]) == key]
         assert status == "confirmed", (label, status)
-
-
-def test_the_records_dropped_as_late_raise_the_late_records_alert_in_prometheus(layers):
-    """Flink's own count of the windows' drops reaches Prometheus, and StreamDroppingLateRecords
-    fires for the detection job (monitoring/prometheus/rules/stack.yml)."""
-    import requests
-
-    url = f"http://127.0.0.1:{layers['settings'].prometheus.port}/api/v1/query_range"
-    query = 'ALERTS{alertname="StreamDroppingLateRecords", alertstate="firing", job_name="cdr_detection"}'
-    deadline = time.monotonic() + 120  # a scrape (10 s), a rule evaluation (10 s), with margin
-    while True:
-        found = requests.get(url, timeout=30, params={
-            "query": query, "start": layers["late_sent_at"], "end": time.time(), "step": "5"}).json()
-        assert found["status"] == "success", found
-        if found["data"]["result"] or time.monotonic() > deadline:
-            break
-        time.sleep(5)
-    assert found["data"]["result"], "StreamDroppingLateRecords did not fire after the late records"
-
