@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.integration.conftest import cdr
+from tests.integration.conftest import cdr, delete_minutes
 
 pytestmark = [pytest.mark.stack]
 
@@ -36,9 +36,7 @@ def three_days(local_stack):
     store.apply_schema(settings)
 
     def clean(conn) -> None:
-        for table in ("kpi_cell_minute", "kpi_service_minute"):
-            conn.execute(f"DELETE FROM {table} WHERE minute_start >= %s AND minute_start < %s",
-                         (OLD, UNPUBLISHED + dt.timedelta(days=1)))
+        delete_minutes(settings, OLD, 3)
         conn.execute("DELETE FROM serving.published_day WHERE day BETWEEN %s AND %s", (OLD, UNPUBLISHED))
 
     with store.connect(settings, autocommit=True) as conn:
