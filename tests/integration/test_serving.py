@@ -149,7 +149,7 @@ def layers(batch_layer, local_stack, tmp_path_factory):
 
 def test_the_records_dropped_as_late_raise_the_late_records_alert(layers):
     """Flink's own count of the windows' drops reaches Prometheus, StreamDroppingLateRecords fires
-    for the detection job (monitoring/prometheus/rules/stack.yml) and reaches Alertmanager. First
+    for the detection job (monitoring/prometheus/rules/streaming.yml) and reaches Alertmanager. First
     in the module: the alert resolves 5 minutes after the drops."""
     import requests
 
