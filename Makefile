@@ -239,6 +239,10 @@ test-local: setup ## Run the unit tests and the local stack's integration tests 
 test-recovery: setup ## The speed layer's module with its restart tests: savepoint and checkpoint restarts give the same alerts (about 20 min)
 	$(CORE)/bin/pytest tests/integration/test_stream_pipeline.py $(PYTEST_ARGS)
 
+.PHONY: grafana-alerts
+grafana-alerts: $(CORE)/.installed ## Regenerate Grafana's alert rules from the Prometheus rules (compose/grafana/provisioning/alerting/)
+	$(CORE)/bin/python monitoring/grafana/alert_rules.py
+
 .PHONY: test-compose
 test-compose: $(CORE)/.installed engine env ## Build and start the container stack, then test it end to end (tests/compose)
 	$(CORE)/bin/pytest tests/compose -m compose $(PYTEST_ARGS)

@@ -196,3 +196,56 @@ def test_the_provider_reads_the_dashboards_folder():
     assert dashboard_files()
     for provider in providers():
         assert host_path(provider["options"]["path"]) == DASHBOARDS.resolve(), provider["options"]["path"]
+
+
+# ------------------------------------------------------------------- alert rules (provisioned files)
+
+ALERTING_FILE_KEYS = {"apiVersion", "groups", "deleteRules"}
+ALERT_GROUP_KEYS = {"orgId", "name", "folder", "interval", "rules"}
+
+
+def _alert_rules_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("alert_rules", REPO_ROOT / "monitoring" / "grafana" / "alert_rules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def provisioned_alert_rules() -> list[dict]:
+    return [rule for path in provisioning_files("alerting") for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"]]
+
+
+def test_grafana_alert_rules_are_generated_from_the_prometheus_rules():
+    """The provisioned file is what the generator writes from today's Prometheus rules: `make
+    grafana-alerts` after changing a rule, or this fails."""
+    generator = _alert_rules_module()
+    assert generator.OUTPUT.read_text() == generator.render(), "run `make grafana-alerts`"
+    from tests.unit.test_alert_rules import alert_rules
+
+    assert [r["title"] for r in provisioned_alert_rules()] == [r["alert"] for r in alert_rules()]
+
+
+def test_grafana_alert_rules_have_grafanas_structure():
+    from grafana_foundation_sdk.models.alerting import Rule
+
+    (path,) = provisioning_files("alerting")
+    document = yaml.safe_load(path.read_text())
+    assert set(document) <= ALERTING_FILE_KEYS and document["apiVersion"] == 1
+    uids = {ds["uid"] for ds in provisioned_datasources()} | BUILTIN_DATASOURCE_UIDS
+    for group in document["groups"]:
+        assert set(group) <= ALERT_GROUP_KEYS and group["name"] and group["folder"], group.get("name")
+        for rule in group["rules"]:
+            encoded = json.loads(json.dumps(Rule.from_json(rule), cls=JSONEncoder))
+            assert lost_keys(rule, encoded) == [], rule["title"]
+            assert re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", rule["uid"]), rule["uid"]
+            assert rule["condition"] in {q["refId"] for q in rule["data"]}, rule["title"]
+            for query in rule["data"]:
+                assert query["datasourceUid"] in uids, (rule["title"], query["datasourceUid"])
+                if query["datasourceUid"] == "prometheus":
+                    model = query["model"]
+                    decoded = json.loads(json.dumps(prometheus.Dataquery.from_json(model), cls=JSONEncoder))
+                    assert lost_keys(model, decoded) == [], rule["title"]
+    assert len({r["uid"] for r in provisioned_alert_rules()}) == len(provisioned_alert_rules())
