@@ -6,6 +6,7 @@ pyspark is imported inside the commands so that `cdr --help` stays fast.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -111,14 +112,19 @@ def run(
     root: Optional[str] = typer.Option(None, help="Root URI of the zones (default: {hdfs.uri}{hdfs.root})."),
     db_prefix: str = typer.Option("", help="Prefix of the Hive databases (tests use one to stay apart)."),
 ) -> None:
-    """Run the batch chain (or the --step ones) for the given days; every step is idempotent per day."""
+    """Run the batch chain (or the --step ones) for the given days; every step is idempotent per day.
+
+    Once its options are accepted, the run's outcome, duration and (on success) latest day and
+    reconciled records are pushed to the Pushgateway (docs/operations.md, "Metrics pushed by the CLI")."""
     from batch import jobs
     from batch.preflight import check_input
     from cdr.errors import BadInput
     from cdr.profile import load_profile
     from cdr.pseudonym import load_key
+    from cdr.pushgateway import BatchRun, push_batch_run
     from cdr.settings import get_settings
 
+    started = time.time()
     unknown = [s for s in step or () if s not in STEPS]
     if unknown:
         raise typer.BadParameter(f"unknown step {unknown[0]!r}; steps: {', '.join(STEPS)}")
@@ -126,23 +132,48 @@ def run(
         raise typer.BadParameter("give --input or --from-bronze, not both")
     asked = _dates(date, from_, to)
     zones = _zones(root, db_prefix)
-    key = load_key(allow_development=dev_key)
-    spark = batch_session("cdr-batch")
+    done: BatchRun | None = None
     try:
-        source = _uri(input) if input else get_settings().bronze_uri if from_bronze else None
-        # Every input check runs before the first write: bad input leaves every zone as it was.
-        if source:
-            dates = check_input(spark, source, asked, reference=not from_bronze)
-        else:
-            dates = asked or jobs.input_dates(spark, zones.raw)
-        if not dates:
-            raise BadInput(f"no days to process: the raw zone {zones.raw} is empty",
-                           "give --input DATASET (or --from-bronze) to land some first")
-        ctx = jobs.BatchContext(spark, zones, load_profile(), key, dates, input_uri=source,
-                                reference_from_input=not from_bronze)
-        jobs.run(ctx, step or ())
-    finally:
-        spark.stop()
+        key = load_key(allow_development=dev_key)
+        spark = batch_session("cdr-batch")
+        try:
+            source = _uri(input) if input else get_settings().bronze_uri if from_bronze else None
+            # Every input check runs before the first write: bad input leaves every zone as it was.
+            if source:
+                dates = check_input(spark, source, asked, reference=not from_bronze)
+            else:
+                dates = asked or jobs.input_dates(spark, zones.raw)
+            if not dates:
+                raise BadInput(f"no days to process: the raw zone {zones.raw} is empty",
+                               "give --input DATASET (or --from-bronze) to land some first")
+            ctx = jobs.BatchContext(spark, zones, load_profile(), key, dates, input_uri=source,
+                                    reference_from_input=not from_bronze)
+            jobs.run(ctx, step or ())
+            done = BatchRun(started, time.time(), True, tuple(dates), _reconciled(ctx))
+        finally:
+            spark.stop()
+    finally:  # success or failure (the exception goes on after the push)
+        push_batch_run(get_settings(), done or BatchRun(started, time.time(), False))
+
+
+def _reconciled(ctx) -> dict[str, int]:
+    """The run's reconciled records per outcome, summed over its days: the validate step's rows, or,
+    when the run did not validate (--step), the rows cdr_ops.reconciliation holds for its days."""
+    from cdr.pushgateway import reconciled_records
+
+    if ctx.reconciliation:
+        return reconciled_records(ctx.reconciliation)
+    table = f"{ctx.zones.db('cdr_ops')}.reconciliation"
+    try:
+        if not ctx.spark.catalog.tableExists(table):
+            return {}
+        from pyspark.sql import functions as F
+
+        rows = ctx.spark.table(table).filter(F.col("date").isin(*ctx.dates)).select(
+            "clean", "quarantined", "duplicates").collect()
+    except Exception:  # monitoring never fails a run that succeeded: the counts are left out
+        return {}
+    return reconciled_records(r.asDict() for r in rows)
 
 
 @app.command()

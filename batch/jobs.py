@@ -52,6 +52,8 @@ class BatchContext:
     warehouse: io.Warehouse = field(init=False)
     # Seconds per step of the last `run`.
     step_seconds: dict[str, float] = field(default_factory=dict, init=False)
+    # The reconciliation rows (validate.reconciliation's columns) the validate step wrote, if it ran.
+    reconciliation: list[dict] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.warehouse = io.Warehouse(self.spark, self.zones)
@@ -183,6 +185,7 @@ def validate(ctx: BatchContext) -> None:
         return
     landed = [d for d in ctx.dates if any(files[rt, d] for rt in RECORD_TYPES)]  # others stay untouched
     recon = _reconciliation_rows(_union(counts).collect(), rejected_by, files, bids)
+    ctx.reconciliation = recon
     ctx.warehouse.write_partitions("cdr_ops", "quarantine", _union(quarantined), "date", landed, 1)
     for tagged in cached:  # kept until the quarantine is written from them
         tagged.unpersist()

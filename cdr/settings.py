@@ -108,6 +108,12 @@ class FlinkSettings(BaseModel):
 class PrometheusSettings(BaseModel):
     port: int
     alertmanager_port: int
+    pushgateway_port: int
+
+    @property
+    def pushgateway_url(self) -> str:
+        """Where the CLIs push what Prometheus cannot scrape (cdr/pushgateway.py)."""
+        return f"http://127.0.0.1:{self.pushgateway_port}"
 
 
 class SupersetSettings(BaseModel):

@@ -72,6 +72,7 @@ UIS = (
     ("postgres", "PostgreSQL", "POSTGRES_PORT", 5432, "postgresql"),
     ("prometheus", "Prometheus", "PROMETHEUS_PORT", 9090, "http"),
     ("alertmanager", "Alertmanager", "ALERTMANAGER_PORT", 9093, "http"),
+    ("pushgateway", "Pushgateway", "PUSHGATEWAY_PORT", 9091, "http"),
     ("grafana", "Grafana", "GRAFANA_PORT", 3000, "http"),
     ("superset", "Superset", "SUPERSET_PORT", 8088, "http"),
     ("jupyter", "JupyterLab", "JUPYTER_PORT", 8888, "http"),
@@ -81,6 +82,7 @@ UIS = (
 JOB_SERVICES = {
     "prometheus": ("prometheus",),
     "alertmanager": ("alertmanager",),
+    "pushgateway": ("pushgateway",),
     "kafka": ("kafka-1", "kafka-2", "kafka-3"),
     "hdfs-namenode": ("namenode",),
     "hdfs-datanode": ("datanode-1", "datanode-2"),

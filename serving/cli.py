@@ -74,8 +74,11 @@ def reconcile(
     """The speed layer's counts of a day against the batch's, difference explained by reason.
 
     Exits 4 when a difference is unexplained beyond the tolerance. The report is kept in
-    serving.layer_reconciliation."""
+    serving.layer_reconciliation, and its verdict pushed to the Pushgateway (docs/operations.md)."""
+    import time
+
     from cdr.errors import BadInput, DataLoss
+    from cdr.pushgateway import push_reconcile
     from cdr.settings import get_settings
     from serving import reconcile as rc
     from serving import store
@@ -93,6 +96,7 @@ def reconcile(
     typer.echo(f"layer reconciliation of {day} (tolerance {limit:.2%}; stream {'closed' if closed else 'not closed'} the day)")
     typer.echo(rc.format_report(rows))
     failed = [r.record_type for r in rows if r.failed]
+    push_reconcile(settings, day, balanced=not failed, at=time.time())
     if failed:
         raise DataLoss(f"the speed and batch layers disagree on {day} for {', '.join(failed)} beyond the tolerance",
                        "see serving.layer_reconciliation; late records dropped by the stream's windows and records "

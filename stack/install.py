@@ -21,11 +21,12 @@ from stack.process import tail
 from stack.services.postgres import ensure_os_user
 
 # Debian packages whose binaries the stack runs (with our own data directories).
-DEBIAN_PACKAGES = ["postgresql", "prometheus", "prometheus-alertmanager"]
+DEBIAN_PACKAGES = ["postgresql", "prometheus", "prometheus-alertmanager", "prometheus-pushgateway"]
 # Tools the installer and the JVM services need, and the Debian package that provides each.
 TOOL_PACKAGES = {"java": "openjdk-17-jdk-headless", "mvn": "maven"}
 # systemd units those packages bring; the stack runs its own instances on the same ports.
-SYSTEM_UNITS = ["postgresql", "prometheus", "prometheus-alertmanager", "prometheus-node-exporter"]
+SYSTEM_UNITS = ["postgresql", "prometheus", "prometheus-alertmanager", "prometheus-pushgateway",
+                "prometheus-node-exporter"]
 # One stack/pom.xml profile per classpath, and the maven-dependency-plugin goal that fills it.
 JAR_GROUPS = {
     "kafka": "copy-dependencies",

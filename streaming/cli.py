@@ -150,21 +150,22 @@ def produce(
                               scenarios=_scenarios(scenarios), defect_rate=defect_rate)
         options.generate_options()  # checks the generator's arguments
     producer = make_producer(settings, topics=[topics[rt] for rt in TYPES])
-    m = Metrics(settings.producer.metrics_port if metrics else None)
-    if options is not None:
-        source = LiveSource(options)
-    console = Console(stderr=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Live(console=console, transient=False, refresh_per_second=4) as live:
-        def tick(p) -> None:
-            event = dt.datetime.fromtimestamp(p.last_event_us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M") \
-                if p.last_event_us else "-"
-            live.update(f"sent {p.sent:,} · {p.rate:,.0f}/s · acknowledged {p.delivered:,} · "
-                        f"errors {p.errors:,} · event time {event}")
-        batches = source.batches() if end_us is None else until_event(source.batches(), end_us)
-        prog = send(settings, prefetch(batches), pacing, count=count, duration_s=duration,
-                    metrics=m, on_tick=tick, stop=stop, producer=producer)
+    # Registered as the local stack's Prometheus target while it serves, unregistered however this ends.
+    with Metrics(settings.producer.metrics_port if metrics else None, settings) as m:
+        if options is not None:
+            source = LiveSource(options)
+        console = Console(stderr=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with Live(console=console, transient=False, refresh_per_second=4) as live:
+            def tick(p) -> None:
+                event = dt.datetime.fromtimestamp(p.last_event_us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M") \
+                    if p.last_event_us else "-"
+                live.update(f"sent {p.sent:,} · {p.rate:,.0f}/s · acknowledged {p.delivered:,} · "
+                            f"errors {p.errors:,} · event time {event}")
+            batches = source.batches() if end_us is None else until_event(source.batches(), end_us)
+            prog = send(settings, prefetch(batches), pacing, count=count, duration_s=duration,
+                        metrics=m, on_tick=tick, stop=stop, producer=producer)
     labels = streamed_labels(source.labels, prog.last_event_us)
     write_labels(labels, labels_out)
     console.print(f"{prog.delivered:,} of {prog.sent:,} records acknowledged in {prog.elapsed:.1f} s "
@@ -238,9 +239,12 @@ def stream_start(
     seed: int = typer.Option(42, help="Live mode: master seed the producer uses."),
     parallelism: int = typer.Option(1, help="Flink parallelism (1-2 on a shared 2-core machine)."),
     fresh: bool = typer.Option(False, help="Ignore the last savepoint or checkpoint and the committed offsets: read the topics from the start."),
+    allow_state_loss: bool = typer.Option(False, "--allow-state-loss", help="Resume even if the job's plan changed and part of its saved state no longer maps onto it (that state is dropped)."),
 ) -> None:
     """Submit the speed layer's jobs to the Flink session cluster: bronze landing (every topic to
-    Parquet on HDFS) and detection (alerts, live KPIs, dead letters)."""
+    Parquet on HDFS) and detection (alerts, live KPIs, dead letters). A job resumes from its last
+    savepoint or checkpoint; if its plan changed so that some of that state would be lost, it is
+    not started unless --allow-state-loss says so."""
     from cdr.settings import get_settings
     from streaming import jobs
     from streaming.topics import check_topic_names
@@ -253,7 +257,8 @@ def stream_start(
         key = cells_path = None
         if jobs.JOBS[name].pseudonymises:
             key, cells_path = _detection_inputs(dev_key, from_dataset, subscribers, seed)
-        state = jobs.start(settings, name, key, cells_path, parallelism=parallelism, fresh=fresh)
+        state = jobs.start(settings, name, key, cells_path, parallelism=parallelism, fresh=fresh,
+                           allow_state_loss=allow_state_loss)
         typer.echo(f"{state.name} {state.state} (job {state.job_id}); UI http://127.0.0.1:{settings.flink.rest_port}")
 
 
@@ -399,8 +404,8 @@ def stream_compact(
 
 @stream_app.command("status")
 def stream_status() -> None:
-    """The speed layer's jobs on the cluster, with records valid and dead-lettered, and the records
-    the detection job's windows dropped as late."""
+    """The speed layer's jobs on the cluster, with records valid and dead-lettered (and the dead
+    letters per reason), and the records the detection job's windows dropped as late."""
     from cdr.settings import get_settings
     from streaming import jobs
 
@@ -415,8 +420,12 @@ def stream_status() -> None:
     for j in found:
         line = f"{j.name:<16} {j.state:<10} {j.job_id}"
         if j.state == "RUNNING":
-            m = jobs.job_metrics(settings, j.job_id)
-            line += "  " + " · ".join(f"{k} {int(v):,}" for k, v in sorted(m.items()))
+            counters = jobs.job_counters(settings, j.job_id)
+            line += "  " + " · ".join(f"{k} {int(sum(v.values())):,}" for k, v in sorted(counters.items()))
+            reasons = counters.get("records_dead_lettered", {})
+            if reasons:
+                line += "\n  dead letters per reason: " + ", ".join(
+                    f"{code} {int(n):,}" for code, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
         typer.echo(line)
     for name, spec in jobs.JOBS.items():
         if not any(j.name == spec.name and j.state == "RUNNING" for j in found):

@@ -162,13 +162,18 @@ def load_cell_reference(settings: Settings, cells: Path) -> int:
 
 
 def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | None = None, parallelism: int = 1,
-          fresh: bool = False, timeout_s: float = 300, group_id: str | None = None) -> JobState:
+          fresh: bool = False, timeout_s: float = 300, group_id: str | None = None,
+          allow_state_loss: bool = False) -> JobState:
     """Submit ``job`` unless it runs already; resume from the last savepoint unless ``fresh``
     (then with a new consumer group: ``group_id``, or one named after the job and the time).
+    A resume whose state no longer maps onto the job's plan (the job's SQL changed) is refused,
+    naming the operators whose state would be lost, unless ``allow_state_loss``.
     Returns once every task of the job runs, so records sent from then on are read at once.
     The detection job needs the pseudonymisation ``key`` and the ``cells`` reference. Compiling the
     detection job's plan takes the client about a minute on an idle 2-core machine, and over two
-    while a whole container stack starts beside it: hence the timeout."""
+    while a whole container stack starts beside it: hence the timeout. A job that runs is pushed to
+    the Pushgateway as expected to run (cdr_stream_job_expected), until ``stop``."""
+    from cdr.pushgateway import push_stream_job_expected
     from stack.services.flink import client_env, pyflink_home
     from streaming.topics import check_topic_names
 
@@ -176,6 +181,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     _ensure_taskmanager(settings)
     current = running(settings, job)
     if current:
+        push_stream_job_expected(settings, current.name)
         return current
     spec = JOBS[job]
     restore = None if fresh else resume_point(settings, job)
@@ -184,7 +190,7 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
     group = group_id or (f"{spec.name}-{int(time.time())}" if fresh else consumer_group(settings, job))
     args = [str(pyflink_home(settings) / "bin" / "flink"), "run", "-d", "-py", str(spec.script)]
     if restore:
-        args += ["-s", str(restore), "--allowNonRestoredState"]
+        args += ["-s", str(restore)] + (["--allowNonRestoredState"] if allow_state_loss else [])
     args += ["--parallelism", str(parallelism), "--group-id", group]
     key_path = None
     if spec.pseudonymises:
@@ -216,19 +222,42 @@ def start(settings: Settings, job: str, key: bytes | None = None, cells: Path | 
                  if line.strip() and not line.lstrip().startswith("at ")]
         causes = [line for line in lines if re.search(r"(Exception|Error)\b", line)]
         cause = (causes or lines or [f"exit status {proc.returncode}"])[-1]
+        _refuse_state_loss(spec.name, restore, proc.stdout + proc.stderr)
         raise ServiceUnavailable(f"flink run failed for {spec.name}: {cause[:300]}", f"the client's output: {log}")
+    submitted = re.search(r"JobID ([0-9a-f]{32})", proc.stdout + proc.stderr)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if submitted and restore:   # a restore that fails does so while the job initialises
+            status = _call(settings, "GET", f"/jobs/{submitted.group(1)}").json()
+            if status["state"] == "FAILED":
+                root = _call(settings, "GET", f"/jobs/{submitted.group(1)}/exceptions").json()
+                _refuse_state_loss(spec.name, restore, str(root.get("root-exception", "")))
         current = running(settings, job)
         if current and current.state == "RUNNING":
             # This run's checkpoints are where a restart after a cancel or failure resumes; a
             # fresh start forgets the savepoint of the runs before it.
             _remember(settings, job, run=current.job_id, group=group, **({"savepoint": None} if fresh else {}))
             _wait_tasks_running(settings, current.job_id, deadline - time.monotonic())
+            push_stream_job_expected(settings, current.name)
             return current
         time.sleep(1)
     raise ServiceUnavailable(f"{spec.name} was submitted but is not RUNNING after {timeout_s:.0f} s",
                              f"see the Flink UI at {_rest(settings)}")
+
+
+UNMAPPED_STATE = re.compile(r"Cannot map checkpoint/savepoint state for operator ([0-9a-f]{32})")
+
+
+def _refuse_state_loss(name: str, restore: Path | None, output: str) -> None:
+    """BadInput naming the operators whose state ``restore`` holds and the new plan lacks, when
+    Flink refused the restore for that reason (it names one operator per attempt)."""
+    operators = sorted(set(UNMAPPED_STATE.findall(output)))
+    if restore and operators:
+        raise BadInput(
+            f"{name}'s plan changed since {restore}: the state of operator {', '.join(operators)} cannot be "
+            "restored into it (the open windows' records, alerts and KPIs would be lost)",
+            "`cdr stream start --allow-state-loss` resumes without that state (every operator that still "
+            "matches keeps its own); `cdr stream start --fresh` starts over from the start of the topics")
 
 
 def _ensure_taskmanager(settings: Settings, timeout_s: float = 60) -> None:
@@ -257,8 +286,13 @@ def _taskmanagers(settings: Settings) -> int:
 
 
 def stop(settings: Settings, job: str, savepoint: bool = True, timeout_s: float = 120) -> str | None:
-    """Stop with a savepoint (or cancel); returns the savepoint path, if any."""
+    """Stop with a savepoint (or cancel); returns the savepoint path, if any. Once Flink answers,
+    the job is no longer expected to run: its cdr_stream_job_expected group leaves the Pushgateway,
+    whether it ran or not."""
+    from cdr.pushgateway import forget_stream_job
+
     current = running(settings, job)
+    forget_stream_job(settings, JOBS[job].name)
     if current is None:
         return None
     base = f"/jobs/{current.job_id}"
@@ -342,20 +376,47 @@ def resume_point(settings: Settings, job: str) -> Path | None:
     return max(complete, key=lambda c: (c / "_metadata").stat().st_mtime) if complete else None
 
 
-def job_metrics(settings: Settings, job_id: str) -> dict[str, float]:
-    """The job's own counters, summed over subtasks: records valid and dead-lettered (together,
-    every message the job has read) and alerts raised (over all scenarios)."""
+# The detection job's own counters (streaming/flink/udfs.py), and the key of the key-value metric
+# group each is counted under (None: one counter per operator).
+JOB_COUNTERS = {"records_valid": None, "records_dead_lettered": "reason", "alerts_raised": "scenario",
+                "records_ahead_of_clock": None}
+
+
+def counter_sums(metrics: list[dict]) -> dict[str, dict[str, float]]:
+    """Flink REST subtask metrics (``[{"id": ..., "sum": ...}]``) -> counter -> label value -> sum
+    over subtasks ('' for an unlabelled counter). A counter in a key-value group has an id ending
+    ``<key>.<value>.<counter>`` (e.g. ``...cdr.reason.wrong_type.records_dead_lettered``)."""
+    out: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        parts = m["id"].split(".")
+        name = parts[-1]
+        if name not in JOB_COUNTERS:
+            continue
+        key = JOB_COUNTERS[name]
+        label = parts[-2] if key is not None and len(parts) >= 3 and parts[-3] == key else ""
+        by_label = out.setdefault(name, {})
+        by_label[label] = by_label.get(label, 0) + m.get("sum", 0)
+    return out
+
+
+def job_counters(settings: Settings, job_id: str) -> dict[str, dict[str, float]]:
+    """The job's own counters, summed over subtasks, per label value: records valid, records
+    dead-lettered per reason (rule code) and alerts raised per scenario (``counter_sums``)."""
     base = f"/jobs/{job_id}"
-    out: dict[str, float] = {}
+    found: list[dict] = []
     for v in _call(settings, "GET", base).json()["vertices"]:
         names = _call(settings, "GET", f"{base}/vertices/{v['id']}/subtasks/metrics").json()
-        wanted = [m["id"] for m in names if m["id"].endswith(("records_valid", "records_dead_lettered", "alerts_raised"))]
+        wanted = [m["id"] for m in names if m["id"].rsplit(".", 1)[-1] in JOB_COUNTERS]
         if wanted:
-            vals = _call(settings, "GET", f"{base}/vertices/{v['id']}/subtasks/metrics",
-                         params={"get": ",".join(wanted)}).json()
-            for m in vals:
-                out[m["id"].rsplit(".", 1)[-1]] = out.get(m["id"].rsplit(".", 1)[-1], 0) + m.get("sum", 0)
-    return out
+            found += _call(settings, "GET", f"{base}/vertices/{v['id']}/subtasks/metrics",
+                           params={"get": ",".join(wanted)}).json()
+    return counter_sums(found)
+
+
+def job_metrics(settings: Settings, job_id: str) -> dict[str, float]:
+    """The job's own counters, summed over subtasks and labels: records valid and dead-lettered
+    (together, every message the job has read) and alerts raised (over all scenarios)."""
+    return {name: sum(by_label.values()) for name, by_label in job_counters(settings, job_id).items()}
 
 
 def _wait_tasks_running(settings: Settings, job_id: str, timeout_s: float) -> None:

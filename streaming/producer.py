@@ -26,8 +26,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -138,9 +140,13 @@ class Ledger:
 
 
 class Metrics:
-    """Prometheus series of the producer (scraped by the stack's Prometheus on producer.metrics_port)."""
+    """Prometheus series of the producer (scraped by the stack's Prometheus on producer.metrics_port).
 
-    def __init__(self, port: int | None):
+    With ``settings``, the endpoint is registered as the local stack's Prometheus target
+    ``cdr-producer`` while it serves (stack.services.monitoring.registered_target) and unregistered by
+    ``close``: use it as a context manager, so that an error or Ctrl-C unregisters it too."""
+
+    def __init__(self, port: int | None, settings: Settings | None = None):
         from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
         self.registry = CollectorRegistry()
@@ -154,15 +160,42 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                                  registry=self.registry)
         self._reported: dict[str, tuple[int, int]] = {}
+        self._server = None
+        self._registration = ExitStack()
+        self.target_file: Path | None = None  # the file_sd file registering the endpoint, while it does
         if port:
             try:
-                start_http_server(port, addr="127.0.0.1", registry=self.registry)
+                self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
             except OSError as exc:
                 from cdr.errors import ServiceUnavailable
 
                 raise ServiceUnavailable(f"the producer's metrics port 127.0.0.1:{port} is taken ({exc.strerror})",
                                          "is another producer running? else pass --no-metrics or set "
                                          "producer.metrics_port (CDR_PRODUCER__METRICS_PORT)") from None
+            if settings is not None:
+                from stack.services.monitoring import PRODUCER_JOB, producer_target, registered_target
+
+                try:
+                    self.target_file = self._registration.enter_context(
+                        registered_target(settings, PRODUCER_JOB, [producer_target(settings)]))
+                except BaseException:
+                    self.close()
+                    raise
+
+    def close(self) -> None:
+        """Unregister the endpoint's target (if registered), then stop serving. Idempotent."""
+        self._registration.close()
+        self.target_file = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Metrics:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def report(self, ledger: Ledger, lost: list[int] | None = None) -> None:
         """Bring the counters up to the ledger's totals (``lost``: records not delivered at the end)."""

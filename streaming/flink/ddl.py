@@ -13,6 +13,12 @@ WATERMARK_DELAY_S = 10  # the producer sends in event-time order; this covers pa
 WATERMARK_MAX_LEAD_S = 60
 
 
+def ahead_of_clock_sql(event_time: str = "event_time", kafka_time: str = "kafka_time") -> str:
+    """TRUE for a record the watermark ignores: dated more than WATERMARK_MAX_LEAD_S ahead of the
+    moment it reached Kafka (the WATERMARK clause below returns NULL for it)."""
+    return f"{event_time} > CAST({kafka_time} AS TIMESTAMP(3)) + INTERVAL '{WATERMARK_MAX_LEAD_S}' SECOND"
+
+
 def quote(value: str) -> str:
     """A value inside a single-quoted SQL string literal."""
     return value.replace("'", "''")
@@ -76,8 +82,7 @@ CREATE TABLE {name} (
   proc_time AS PROCTIME(),
   event_time AS {start},
   WATERMARK FOR event_time AS CASE
-    WHEN event_time <= CAST(kafka_time AS TIMESTAMP(3)) + INTERVAL '{WATERMARK_MAX_LEAD_S}' SECOND
-    THEN event_time - INTERVAL '{WATERMARK_DELAY_S}' SECOND END
+    WHEN NOT ({ahead_of_clock_sql()}) THEN event_time - INTERVAL '{WATERMARK_DELAY_S}' SECOND END
 ) WITH (
   {_kafka_options(settings, topics, group_id)},
   'value.format' = 'json',

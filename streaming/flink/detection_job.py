@@ -44,7 +44,7 @@ def build(t_env: TableEnvironment, key: bytes, group_id: str, profile_name: str 
                             extra=",\n  proc_time AS PROCTIME()"),
         ddl.cell_reference_table(settings), ddl.dead_letter_sink(settings), ddl.alerts_sink(settings),
         ddl.kpi_cell_sink(settings), ddl.kpi_service_sink(settings), ddl.late_records_sink(settings),
-        "CREATE TABLE record_counts (outcome STRING, n BIGINT) WITH ('connector' = 'blackhole')",
+        "CREATE TABLE record_counts (outcome STRING, code STRING, n BIGINT) WITH ('connector' = 'blackhole')",
     ):
         t_env.execute_sql(statement)
     t_env.create_temporary_function("publish_entity", udf(PublishEntity(key), result_type=DataTypes.STRING()))
@@ -92,13 +92,21 @@ WHERE violation IS NULL AND CURRENT_WATERMARK(event_time) IS NOT NULL
 SELECT window_end, event_day, record_type, COUNT(*)
 FROM TABLE(TUMBLE(TABLE late_events, DESCRIPTOR(proc_time), {LATE_COUNT_WINDOW}))
 GROUP BY window_start, window_end, event_day, record_type"""))
+    # A dead letter is counted under its rule code (NULL for a valid message): a handful of codes,
+    # so still a few rows a second reach Python. Valid records dated too far ahead of their Kafka
+    # timestamp to move the event clock are counted too (they are valid, and counted as such as well).
     t_env.create_temporary_view("outcomes", t_env.sql_query(f"""
-SELECT CASE WHEN violation IS NULL THEN 'valid' ELSE 'dead_lettered' END AS outcome, proc_time FROM checked
+SELECT CASE WHEN violation IS NULL THEN 'valid' ELSE 'dead_lettered' END AS outcome, {code_of('violation')} AS code,
+       proc_time FROM checked
 UNION ALL
-SELECT 'dead_lettered' AS outcome, proc_time FROM unreadable_messages"""))
+SELECT 'dead_lettered' AS outcome, {unreadable_code('payload')} AS code, proc_time FROM unreadable_messages
+UNION ALL
+SELECT 'ahead_of_clock' AS outcome, CAST(NULL AS STRING) AS code, proc_time FROM checked
+WHERE violation IS NULL AND {ddl.ahead_of_clock_sql()}"""))
     statements.add_insert("record_counts", t_env.sql_query(f"""
-SELECT outcome, count_records(outcome, COUNT(*)) FROM TABLE(TUMBLE(TABLE outcomes, DESCRIPTOR(proc_time), {COUNT_WINDOW}))
-GROUP BY outcome, window_start, window_end"""))
+SELECT outcome, code, count_records(outcome, code, COUNT(*))
+FROM TABLE(TUMBLE(TABLE outcomes, DESCRIPTOR(proc_time), {COUNT_WINDOW}))
+GROUP BY outcome, code, window_start, window_end"""))
     statements.execute()
 
 

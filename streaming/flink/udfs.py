@@ -39,13 +39,28 @@ class PublishEntity(ScalarFunction):
 
 
 class CountRecords(ScalarFunction):
-    """outcome ('valid' | 'dead_lettered'), n -> n, adding n to ``cdr_records_<outcome>``: the job
-    counts messages per second in SQL and only those counts reach Python."""
+    """outcome ('valid' | 'dead_lettered' | 'ahead_of_clock'), code, n -> n, adding n to
+    ``cdr_records_valid``, to ``cdr_records_ahead_of_clock`` (valid records the event clock ignores:
+    docs/streaming.md, "The event clock"), or for a dead letter to
+    ``cdr_reason_records_dead_lettered{reason=code}`` (its rule code: a small,
+    closed set, ``cdr.validation.ALL_CODES``). The job counts messages per second and code in SQL
+    and only those counts reach Python; the dead letters' total is the sum over reasons."""
 
     def open(self, function_context: FunctionContext) -> None:
-        group = function_context.get_metric_group().add_group("cdr")
-        self._counters = {o: group.counter(f"records_{o}") for o in ("valid", "dead_lettered")}
+        self._group = function_context.get_metric_group().add_group("cdr")
+        self._valid = self._group.counter("records_valid")
+        self._ahead = self._group.counter("records_ahead_of_clock")
+        self._dead_lettered = {}
 
-    def eval(self, outcome: str, n: int) -> int:
-        self._counters[outcome].inc(n)
+    def eval(self, outcome: str, code: str, n: int) -> int:
+        if outcome == "valid":
+            self._valid.inc(n)
+            return n
+        if outcome == "ahead_of_clock":
+            self._ahead.inc(n)
+            return n
+        counter = self._dead_lettered.get(code)
+        if counter is None:
+            counter = self._dead_lettered[code] = self._group.add_group("reason", code).counter("records_dead_lettered")
+        counter.inc(n)
         return n

@@ -148,7 +148,7 @@ def _send_malformed(count: int) -> None:
     import requests
 
     url = f"http://127.0.0.1:{settings.prometheus.port}/api/v1/query"
-    query = "count_over_time(flink_taskmanager_job_task_operator_cdr_records_dead_lettered[1m]) >= 2"
+    query = "count_over_time(flink_taskmanager_job_task_operator_cdr_reason_records_dead_lettered[1m]) >= 2"
     deadline = time.monotonic() + 120
     while not requests.get(url, params={"query": query}, timeout=10).json()["data"]["result"]:
         assert time.monotonic() < deadline, "the detection job's dead-letter counter never reached Prometheus"

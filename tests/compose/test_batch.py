@@ -27,6 +27,32 @@ def test_batch_jobs_run_on_the_spark_cluster_not_in_local_mode(batch_run):
     assert any(app["name"] == "cdr-thriftserver" for app in master["activeapps"]), master["activeapps"]
 
 
+def test_the_run_s_latest_day_and_counts_reached_prometheus(batch_run):
+    """`cdr batch run` in the tools container pushed them to the Pushgateway (through its loopback
+    forward, compose/cdr.env), which Prometheus scrapes (cdr/pushgateway.py, docs/batch.md)."""
+    import datetime as dt
+    import time
+
+    if os.environ.get("CDR_COMPOSE_REUSE_BATCH") == "1":
+        pytest.skip("CDR_COMPOSE_REUSE_BATCH=1: the warehouse may hold other runs' days than the last push's")
+    [(day, valid, quarantined, duplicates)] = batch_run.hive(
+        "SELECT CAST(max(`date`) AS STRING), sum(clean), sum(quarantined), sum(duplicates) FROM cdr_ops.reconciliation")
+    want = {"day": dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC).timestamp(),
+            "valid": valid, "quarantined": quarantined, "duplicate": duplicates}
+    url = f"http://127.0.0.1:{batch_run.env.get('PROMETHEUS_PORT') or 9090}/api/v1/query"
+    deadline = time.monotonic() + 30  # the Pushgateway is scraped every 10 s
+    while True:
+        seen = {}
+        for query, by in (('cdr_batch_latest_day_timestamp_seconds{job="cdr-batch"}', None),
+                          ('cdr_batch_last_run_records{job="cdr-batch"}', "outcome")):
+            for r in requests.get(url, params={"query": query}, timeout=10).json()["data"]["result"]:
+                seen[r["metric"][by] if by else "day"] = float(r["value"][1])
+        if seen == want or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert seen == want
+
+
 def test_the_star_schema_is_read_through_the_thrift_server(batch_run):
     tables = {row[1] for row in batch_run.hive("SHOW TABLES IN cdr_dw")}
     assert STAR_SCHEMA <= tables, STAR_SCHEMA - tables

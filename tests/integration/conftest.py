@@ -3,7 +3,9 @@
 ``batch_layer``: one labelled dataset through `cdr batch run` (a separate Spark application, as in
 production) into its own root folder and database prefix, so the shared ``cdr_dw`` is not touched.
 Built once per session for every module that needs a batched warehouse (the batch chain's tests,
-the serving layer's), whichever runs first; its databases and files are removed at the end.
+the serving layer's), whichever runs first; its databases and files are removed at the end. Its
+run pushes the batch's metrics to the Pushgateway afresh (the group job="cdr-batch" is deleted
+first: its latest day never goes back otherwise), so Prometheus then holds this run's day and counts.
 
 ``own_topics``: settings pointing at topics of the calling module only (a per-run prefix), so that a
 module neither reads nor disturbs a demo's stream; ``closing_hour`` and ``wait_day_closed`` end a
@@ -65,6 +67,11 @@ def batch_layer(local_stack, tmp_path_factory):
     data = generate_dataset(GenerateOptions(out=tmp_path_factory.mktemp("batch-it") / "ds", subscribers=BATCH_SUBSCRIBERS,
                                             days=BATCH_DAYS, start=BATCH_START, seed=42)).out
     root = f"{local_stack.settings.hdfs.uri}/cdr-it/batch-{uuid.uuid4().hex[:8]}"
+    from prometheus_client import delete_from_gateway
+
+    from cdr.pushgateway import BATCH_JOB
+
+    delete_from_gateway(local_stack.settings.prometheus.pushgateway_url, BATCH_JOB, timeout=10)
     log = cdr("batch", "run", "--input", str(data), "--dev-key", "--root", root, "--db-prefix", BATCH_PREFIX)
     layer = BatchLayer(data, root, BATCH_PREFIX, log)
     yield layer
@@ -119,6 +126,24 @@ def own_topics(prefix: str = "it", create: bool = True, cancels: tuple[str, ...]
                 for done in admin.delete_topics([t.name for t in declared_topics(settings)]).values():
                     done.result()
     get_settings.cache_clear()
+
+
+def prometheus_values(settings, query: str, want: dict[str, float], by: str = "",
+                      timeout_s: float = 30) -> dict[str, float]:
+    """The values of the instant ``query`` in the local stack's Prometheus, keyed by the label ``by``
+    ('' for one series), polled until they are ``want`` or ``timeout_s`` has passed (a push reaches
+    Prometheus at its next scrape of the Pushgateway, every 10 s); returns what it saw last."""
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = requests.get(f"http://127.0.0.1:{settings.prometheus.port}/api/v1/query", params={"query": query},
+                            timeout=10).json()
+        assert body["status"] == "success", body
+        seen = {r["metric"].get(by, "") if by else "": float(r["value"][1]) for r in body["data"]["result"]}
+        if seen == want or time.monotonic() > deadline:
+            return seen
+        time.sleep(2)
 
 
 def _midnight_after(day: dt.date) -> dt.datetime:

@@ -19,6 +19,7 @@ from tests.integration.conftest import BATCH_DAYS as DAYS
 from tests.integration.conftest import BATCH_PREFIX as PREFIX
 from tests.integration.conftest import BATCH_START as START
 from tests.integration.conftest import cdr as _cdr
+from tests.integration.conftest import prometheus_values
 from tests.integration.thrift import query
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark]
@@ -107,6 +108,21 @@ def test_scores_meet_the_goals(spark, run):
         assert row["caught"] == row["caught_same_code"] == row["labelled"], row.asDict()
     unlabelled, clean = false_quarantine(spark, zones, dataset)
     assert unlabelled / clean < 0.001
+
+
+def test_the_run_s_latest_day_and_reconciled_counts_reach_prometheus(local_stack, run):
+    """`cdr batch run` pushed them to the Pushgateway (cdr/pushgateway.py), which Prometheus scrapes.
+    Before the rerun below, which pushes one day's counts."""
+    last_day = dt.datetime.combine(START + dt.timedelta(days=DAYS - 1), dt.time(), dt.UTC).timestamp()
+    settings = local_stack.settings
+    assert prometheus_values(settings, 'cdr_batch_latest_day_timestamp_seconds{job="cdr-batch"}',
+                             {"": last_day}) == {"": last_day}
+    [(valid, quarantined, duplicates)] = _query(
+        local_stack, f"SELECT sum(clean), sum(quarantined), sum(duplicates) FROM {PREFIX}cdr_ops.reconciliation")
+    counts = {"valid": valid, "quarantined": quarantined, "duplicate": duplicates}
+    assert valid > 100_000, counts
+    assert prometheus_values(settings, 'cdr_batch_last_run_records{job="cdr-batch"}', counts, by="outcome") == counts
+    assert prometheus_values(settings, 'cdr_batch_last_run_success{job="cdr-batch"}', {"": 1}) == {"": 1}
 
 
 def test_rerunning_a_day_leaves_the_same_rows(local_stack, run):

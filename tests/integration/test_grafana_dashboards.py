@@ -31,21 +31,26 @@ pytestmark = pytest.mark.stack
 # syntax only, unless the probe (an instant query) says that source is running now: then it must
 # return data too. probe None = never required in the local stack.
 SOURCES = {
-    # The producer's own endpoint is scraped only while `cdr produce` runs (the target is on-demand).
+    # The producer's own endpoint is scraped only while `cdr produce` runs (it registers its target then).
     "producer": (re.compile(r"\bcdr_producer_"), 'min_over_time(up{job="cdr-producer"}[2m]) == 1'),
     # Job-scoped Flink metrics (checkpoints, task and operator metrics, the detection job's
-    # cdr_records_valid / cdr_records_dead_lettered) exist only while a job runs on the cluster.
+    # cdr_records_valid / cdr_reason_records_dead_lettered) exist only while a job runs on the cluster.
     "flink job": (re.compile(r"\bflink_(jobmanager|taskmanager)_job_"), "min_over_time(flink_jobmanager_numRunningJobs[2m]) > 0"),
     # Of those, the detection job's own (its counters, sinks and dead-letter writer) exist only while
     # it runs: another job running (the bronze landing alone, after a test stopped the detection
     # job) does not make them required. Running for 2 minutes now: a stopped job's series go stale.
-    "detection job": (re.compile(r"cdr_records_|cdr_scenario_alerts|operator_name=~\"(Sink|dead_letter)"),
+    "detection job": (re.compile(r"cdr_(reason_)?records_|cdr_scenario_alerts|operator_name=~\"(Sink|dead_letter)|job_name=\"cdr_detection\""),
                       'flink_jobmanager_job_uptime{job_name="cdr_detection"} > 120000'),
     # A broker creates a topic's BrokerTopicMetrics series when that topic first gets traffic after the
     # broker started; only the all-topics series (topic="") exist from start-up.
     "per-topic broker meters": (re.compile(r'kafka_server_brokertopicmetrics_\w+\{(?![^}]*topic="")'), None),
     # kafka-exporter is not part of either stack (consumer lag is a later issue); its panels are syntax-only.
     "kafka-exporter": (re.compile(r"\bkafka_consumergroup_"), None),
+    # Pushed by the commands when they end (Pushgateway): there once a batch run, a reconciliation,
+    # a `cdr stream start` has pushed them on this stack.
+    "batch run": (re.compile(r"\bcdr_batch_"), "cdr_batch_last_run_timestamp_seconds"),
+    "layer reconciliation": (re.compile(r"\bcdr_serving_"), "cdr_serving_reconcile_timestamp_seconds"),
+    "expected jobs": (re.compile(r"\bcdr_stream_job_expected"), "cdr_stream_job_expected"),
     # ALERTS has series only while an alert is pending or firing.
     "alerts": (re.compile(r"\bALERTS\b"), None),
 }
@@ -132,3 +137,21 @@ def test_a_wrong_metric_name_is_caught(local_stack):
     assert answer["status"] == "success" and answer["data"]["result"] == []
     answer = _query(local_stack, 'sum(rate(up[1m])')
     assert answer["status"] == "error" and answer["errorType"] == "bad_data"
+
+
+def _grafana_alert_queries():
+    from tests.unit.test_grafana_schema import provisioned_alert_rules
+
+    for rule in provisioned_alert_rules():
+        for query in rule["data"]:
+            if query["datasourceUid"] == "prometheus":
+                yield pytest.param(query["model"]["expr"], id=rule["title"])
+
+
+@pytest.mark.parametrize("expr", list(_grafana_alert_queries()))
+def test_grafana_alert_rule_query_runs(local_stack, expr):
+    """Grafana's alert rules (compose/grafana/provisioning/alerting/) ask this Prometheus their
+    queries; each must be accepted (their firing and silence are tested by promtool on the same
+    expressions: tests/unit/test_alert_rules.py)."""
+    answer = _query(local_stack, expr)
+    assert answer["status"] == "success", f"{answer.get('error')}\n{expr}"

@@ -178,7 +178,8 @@ def test_a_crashed_process_is_reported_and_up_restarts_only_it(local_stack):
 
     monitoring = next(s for s in local_stack.status(probe=False) if s.name == "monitoring")
     assert monitoring.state == "crashed"
-    assert {p.name: p.state for p in monitoring.processes} == {"alertmanager": "crashed", "prometheus": "running"}
+    assert {p.name: p.state for p in monitoring.processes} == {"alertmanager": "crashed", "prometheus": "running",
+                                                               "pushgateway": "running"}
 
     timings = {t.service: t.started for t in local_stack.up()}
     after = {r.name: r.pid for r in local_stack.store.all()}

@@ -27,8 +27,8 @@ def test_every_always_on_target_is_up(local_stack):
     health = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in active}
     expected = {(job, target) for job, targets in always_on_targets(local_stack.settings).items() for target in targets}
     assert {key: health.get(key) for key in expected} == {key: "up" for key in expected}
-    # Kafka x3, NameNode, DataNode x2, Thrift Server, Flink JM + TM, Prometheus, Alertmanager.
-    assert len(expected) == 11
+    # Kafka x3, NameNode, DataNode x2, Thrift Server, Flink JM + TM, Prometheus, Alertmanager, Pushgateway.
+    assert len(expected) == 12
     # Every target is expected up: the producer's is listed only while a producer runs (it registers itself).
     assert {t["labels"]["availability"] for t in active} == {"always-on"}
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from cdr.contract import RECORD_TYPES
-from tests.integration.conftest import own_topics
+from tests.integration.conftest import own_topics, prometheus_values
 from tests.integration.thrift import query
 
 pytestmark = pytest.mark.stack
@@ -77,6 +77,13 @@ def _wait_for_rows(local_stack, settings, expected: int, timeout_s: float = 180)
         if counts[0] >= expected or time.monotonic() > deadline:
             return counts
         time.sleep(5)
+
+
+def test_the_started_job_is_expected_in_prometheus(bronze_env):
+    """Starting a job pushed cdr_stream_job_expected for it to the Pushgateway (cdr/pushgateway.py),
+    named as Flink's reporter names the job's own series; the last test checks that stopping deletes it."""
+    query = 'cdr_stream_job_expected{job="cdr-stream", job_name="cdr_bronze"}'
+    assert prometheus_values(bronze_env, query, {"": 1}) == {"": 1}
 
 
 def test_every_record_is_in_bronze_exactly_once_when_a_broker_dies_and_returns(bronze_env, local_stack):
@@ -285,6 +292,9 @@ def test_reset_pieces_empty_the_topics_and_remove_the_bronze_landing(bronze_env,
     from streaming.topics import apply_topics, declared_topics, delete_topics
 
     jobs.stop(bronze_env, "bronze", savepoint=False)
+    # Stopped on purpose: no longer expected (its Pushgateway group is gone; Prometheus follows at a scrape).
+    pushed = requests.get(f"{bronze_env.prometheus.pushgateway_url}/metrics", timeout=10).text
+    assert 'job_name="cdr_bronze"' not in pushed
     names = [t.name for t in declared_topics(bronze_env)]
     assert sorted(delete_topics(bronze_env)) == sorted(names)
     assert set(apply_topics(bronze_env).values()) == {"created"}

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 
 import pytest
+import requests
 
 from cdr.contract import RECORD_TYPES
 from cdr.pseudonym import DEVELOPMENT_KEY, pseudonymise
@@ -83,13 +84,39 @@ def test_topics_are_replicated_three_times_with_two_in_sync(stream_env):
         assert s.retention_hours == stream_env.topics.retention_hours
 
 
+def _producer_targets(settings) -> list[dict]:
+    url = f"http://127.0.0.1:{settings.prometheus.port}/api/v1/targets"
+    active = requests.get(url, params={"state": "active"}, timeout=30).json()["data"]["activeTargets"]
+    return [t for t in active if t["labels"]["job"] == "cdr-producer"]
+
+
+def _wait_producer_targets(settings, listed: bool, timeout_s: float = 60) -> list[dict]:
+    """Until Prometheus lists the producer's target (or no longer does): file_sd sees the file change
+    within seconds (inotify), not at its 5-minute refresh."""
+    deadline = time.monotonic() + timeout_s
+    while bool(found := _producer_targets(settings)) != listed and time.monotonic() < deadline:
+        time.sleep(1)
+    return found
+
+
 def test_producer_holds_its_rate_and_every_record_is_acknowledged(stream_env):
-    from streaming.producer import Pacing, send
+    """...and is the local stack's Prometheus target `cdr-producer` while it runs, and only then."""
+    from stack.services.monitoring import producer_target
+    from streaming.producer import Metrics, Pacing, send
     from streaming.source import LiveOptions, LiveSource
 
     source = LiveSource(LiveOptions(subscribers=SUBSCRIBERS, days=1, start=PRODUCER_DAY, scenarios=()))
     before = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
-    prog = send(stream_env, source.batches(), Pacing(rate=5000), duration_s=8)
+    with Metrics(stream_env.producer.metrics_port, stream_env) as metrics:  # as `cdr produce` serves them
+        registered = metrics.target_file
+        found = _wait_producer_targets(stream_env, listed=True)
+        prog = send(stream_env, source.batches(), Pacing(rate=5000), duration_s=8, metrics=metrics)
+        scraped = _producer_targets(stream_env)
+    assert [(t["labels"]["instance"], t["labels"]["availability"]) for t in found] == [
+        (producer_target(stream_env), "always-on")]
+    assert [t["health"] for t in scraped] in (["up"], ["unknown"])  # never down while it runs
+    assert json.loads(registered.read_text()) == []
+    assert _wait_producer_targets(stream_env, listed=False) == []
     assert prog.errors == 0 and prog.delivered == prog.sent
     assert abs(prog.rate - 5000) <= 0.05 * 5000, prog.rate
     after = sum(_end_offsets(stream_env, stream_env.topics.for_record_type(rt)) for rt in RECORD_TYPES)
@@ -106,6 +133,9 @@ def _malformed_corpus(valid: dict) -> dict[str, bytes]:
     corpus["invalid_imei"] = json.dumps({**valid, "served_imei": "123456789012345"}).encode()
     corpus["timestamp_past"] = json.dumps({**valid, "start_time": "1990-01-01T00:00:00Z"}).encode()
     return corpus
+
+
+AHEAD = 5  # valid records the dead-letter test sends dated ahead of Kafka's clock
 
 
 def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(stream_env, tmp_path):
@@ -140,11 +170,19 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
         for partition in range(stream_env.topics.partitions):
             producer.produce(stream_env.topics.for_record_type(rt), future, b"213000000000", partition=partition)
             sent_codes.append("timestamp_future")
+    # Valid records dated ten minutes ahead of the moment they reach Kafka (a producer whose clock
+    # runs ahead): valid, and counted as ahead of the event clock, which they do not move.
+    ahead_start = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    voice = [json.loads(v) for v in batch.values if json.loads(v)["record_type"] == "voice"][:AHEAD]
+    ahead = [json.dumps({**r, "record_id": f"{r['record_id']}-ahead", "start_time": ahead_start}).encode() for r in voice]
+    assert len(ahead) == AHEAD
+    for payload in ahead:
+        producer.produce(stream_env.topics.for_record_type("voice"), payload, b"213000000000")
     producer.flush(30)
-    _wait_until_read(stream_env, already + len(sent_codes))
+    _wait_until_read(stream_env, already + len(sent_codes) + len(ahead))
     prog = send(stream_env, iter([batch]), Pacing(rate=None))
     assert prog.errors == 0
-    valid_in = already + prog.delivered
+    valid_in = already + prog.delivered + len(ahead)
     total_in = valid_in + len(sent_codes)
 
     # Every malformed message is in the dead-letter topic with its rule code and a reason.
@@ -161,17 +199,21 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
     assert sorted(d["code"] for d in letters) == sorted(sent_codes)
     assert all(d["reason"] and d["payload"] is not None and d["source_offset"] is not None for d in letters)
 
-    # The job keeps running and its counts reconcile: in = valid + dead-lettered.
+    # The job keeps running and its counts reconcile: in = valid + dead-lettered, and the dead
+    # letters are counted under their reasons.
     deadline = time.monotonic() + 300
-    metrics: dict = {}
+    counters: dict = {}
     while time.monotonic() < deadline:
         current = jobs.running(stream_env, "detection")
         assert current is not None and current.state == "RUNNING"
-        metrics = jobs.job_metrics(stream_env, current.job_id)
-        if metrics.get("records_valid", 0) + metrics.get("records_dead_lettered", 0) >= total_in:
+        counters = jobs.job_counters(stream_env, current.job_id)
+        valid, dead = (sum(counters.get(c, {}).values()) for c in ("records_valid", "records_dead_lettered"))
+        if valid + dead >= total_in:
             break
         time.sleep(5)
-    assert (metrics.get("records_valid"), metrics.get("records_dead_lettered")) == (valid_in, len(sent_codes))
+    assert (valid, dead) == (valid_in, len(sent_codes))
+    assert counters["records_dead_lettered"] == dict(Counter(sent_codes))
+    assert counters["records_ahead_of_clock"] == {"": AHEAD}
 
     # Alerts for the injected scenarios (the day's windows close as the stream reaches its end).
     labels = source.labels.to_pylist()
@@ -194,6 +236,20 @@ def test_detection_dead_letters_malformed_messages_and_alerts_on_scenarios(strea
             break
         time.sleep(5)
     assert raised == written > 0
+
+    # Prometheus has the dead letters per reason too: one series name, a `reason` label (scraped
+    # every 10 s; the alerts waited on above took longer than that).
+    query = ("sum by (reason) (flink_taskmanager_job_task_operator_cdr_reason_records_dead_lettered"
+             f'{{job_id="{current.job_id}"}})')
+    deadline = time.monotonic() + 60
+    while True:
+        result = requests.get(f"http://127.0.0.1:{stream_env.prometheus.port}/api/v1/query", params={"query": query},
+                              timeout=30).json()["data"]["result"]
+        scraped = {r["metric"]["reason"]: int(float(r["value"][1])) for r in result}
+        if scraped == dict(Counter(sent_codes)) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert scraped == dict(Counter(sent_codes))
 
     # The live KPIs in PostgreSQL: each service's minute holds exactly that minute's records. The
     # minutes the event clock has passed are written; the last ones wait for later records.

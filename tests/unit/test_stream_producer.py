@@ -237,3 +237,59 @@ def test_until_stops_before_the_event_time_given():
     assert [list(b.event_us) for b in kept] == [[1, 2, 3], [4]]
     assert kept[1].values == [b"v4"]
     assert list(until(iter([batch([5, 6])]), 5)) == []
+
+
+@pytest.fixture
+def stack_home(tmp_path):
+    """Settings whose stack home is a fresh folder and whose metrics port is free."""
+    from cdr.settings import Settings
+
+    base = Settings()
+    return base.model_copy(update={"stack": base.stack.model_copy(update={"home": tmp_path}),
+                                   "producer": base.producer.model_copy(update={"metrics_port": _closed_port()})})
+
+
+def _target_groups(settings) -> list[dict]:
+    from stack.services.monitoring import PRODUCER_JOB, targets_dir
+
+    return json.loads((targets_dir(settings) / f"{PRODUCER_JOB}.json").read_text())
+
+
+def test_the_producer_is_a_prometheus_target_only_while_it_serves_metrics(stack_home):
+    """Registered in the local stack's file_sd folder while the endpoint serves, with the label
+    ServiceDown watches; unregistered (``[]``) when it ends, by an error too. No temporary file left."""
+    import httpx
+
+    from stack.services.monitoring import producer_target, targets_dir
+    from streaming.producer import Metrics
+
+    folder = targets_dir(stack_home)
+    folder.mkdir(parents=True)
+    port = stack_home.producer.metrics_port
+    with Metrics(port, stack_home) as m:
+        assert m.target_file == folder / "cdr-producer.json"
+        assert _target_groups(stack_home) == [{"targets": [producer_target(stack_home)],
+                                                "labels": {"availability": "always-on"}}]
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+    assert _target_groups(stack_home) == []
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics")
+
+    with pytest.raises(KeyboardInterrupt), Metrics(port, stack_home):  # Ctrl-C: a BaseException
+        assert _target_groups(stack_home) != []
+        raise KeyboardInterrupt
+    assert _target_groups(stack_home) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["cdr-producer.json"]
+
+
+def test_the_producer_registers_nothing_without_a_local_stack_or_without_metrics(stack_home):
+    from stack.services.monitoring import targets_dir
+    from streaming.producer import Metrics
+
+    with Metrics(stack_home.producer.metrics_port, stack_home) as m:  # no stack prepared in this home
+        assert m.target_file is None
+    assert not targets_dir(stack_home).exists()
+    targets_dir(stack_home).mkdir(parents=True)
+    with Metrics(None, stack_home) as m:  # --no-metrics: nothing to scrape
+        assert m.target_file is None
+    assert list(targets_dir(stack_home).iterdir()) == []
