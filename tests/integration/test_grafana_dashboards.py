@@ -32,7 +32,7 @@ pytestmark = pytest.mark.stack
 # return data too. probe None = never required in the local stack.
 SOURCES = {
     # The producer's own endpoint is scraped only while `cdr produce` runs (it registers its target then).
-    "producer": (re.compile(r"\bcdr_producer_"), 'min_over_time(up{job="cdr-producer"}[2m]) == 1'),
+    "producer": (re.compile(r"\bcdr_producer_|job=\"cdr-producer\""), 'min_over_time(up{job="cdr-producer"}[2m]) == 1'),
     # Job-scoped Flink metrics (checkpoints, task and operator metrics, the detection job's
     # cdr_records_valid / cdr_reason_records_dead_lettered) exist only while a job runs on the cluster.
     "flink job": (re.compile(r"\bflink_(jobmanager|taskmanager)_job_"), "min_over_time(flink_jobmanager_numRunningJobs[2m]) > 0"),

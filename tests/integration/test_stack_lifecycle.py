@@ -337,4 +337,4 @@ def test_every_process_spec_carries_its_identity_marker_in_its_command_line():
     for spec in specs:
         assert spec.marker and spec.marker in " ".join(spec.argv), spec.name
     names = [spec.name for spec in specs]
-    assert len(names) == len(set(names)) == 13  # with the optional Superset
+    assert len(names) == len(set(names)) == 14  # with the optional Superset
