@@ -159,14 +159,20 @@ def apply_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
         futures = admin.create_topics(
             [NewTopic(s.name, s.partitions, s.replication_factor, config=s.config) for s in missing],
             operation_timeout=timeout_s)
+        existed = False
         for name, fut in futures.items():
             try:
                 fut.result()
-            except KafkaException as exc:  # created meanwhile (a concurrent apply, a retried request)
+                result[name] = "created"
+            except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-            result[name] = "created"
+                # It existed: created meanwhile (a concurrent apply), or the broker that answered
+                # the listing had not yet learnt of a topic just created (seen in CI under load).
+                existed = True
         await_partitions(admin, {s.name: s.partitions for s in missing}, timeout_s)
+        if existed:  # checked like any existing topic below, from metadata that now lists it
+            existing = admin.list_topics(timeout=timeout_s).topics
     for s in specs:
         if s.name in result:
             continue

@@ -157,6 +157,9 @@ class Monitoring(Service):
                     "--storage.tsdb.retention.time=7d",
                     f"--web.listen-address={ip}:{prom.port}",
                     "--web.enable-lifecycle",
+                    # Firing alerts are sent again every 10 s (default 1 min): a restarted
+                    # Alertmanager knows them again within seconds (compose/monitoring.yaml too).
+                    "--rules.alert.resend-delay=10s",
                 ],
                 ports=[prom.port],
                 marker=str(self.prometheus_dir),
