@@ -115,7 +115,7 @@ def run(
     """Run the batch chain (or the --step ones) for the given days; every step is idempotent per day.
 
     Once its options are accepted, the run's outcome, duration and (on success) latest day and
-    reconciled records are pushed to the Pushgateway (docs/operations.md, "Metrics pushed by the CLI")."""
+    reconciled records are pushed to the Pushgateway (docs/batch.md, "Metrics pushed by the CLI")."""
     from batch import jobs
     from batch.preflight import check_input
     from cdr.errors import BadInput
