@@ -17,6 +17,14 @@ fi
 command -v debootstrap >/dev/null || { need_root "installing debootstrap"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null; }
 if ! docker info >/dev/null 2>&1; then
   need_root "starting dockerd"
+  # A dockerd that died (a killed session, a reboot without the service) leaves its pid file, and a
+  # new one then refuses to start ("pid file found"): remove it when no process of that pid lives.
+  for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+    if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+      echo "removing the stale $pidfile"
+      rm -f "$pidfile"
+    fi
+  done
   echo "starting dockerd (log: /var/log/cdr-dockerd.log)"
   nohup dockerd > /var/log/cdr-dockerd.log 2>&1 &
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
